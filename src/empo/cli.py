@@ -76,7 +76,14 @@ def guarded(fn: F) -> F:
 
 # (command name, module, attribute). A Typer *function* becomes a command; a Typer *app* becomes a group.
 COMMANDS: list[tuple[str, str, str]] = [
-    # ("build-prefs", "empo.prefs.cli", "build_prefs_command"),
+    ("build-prefs", "empo.prefs.cli", "build_prefs_command"),
+    ("sft", "empo.align.cli", "sft_command"),
+    ("align", "empo.align.cli", "align_command"),
+    ("export", "empo.export", "export_command"),
+    ("generate", "empo.generate.cli", "generate_command"),
+    ("eval", "empo.evaluation.cli", "eval_command"),
+    ("sem", "empo.sem.cli", "app"),
+    ("identifiers", "empo.identifiers.cli", "app"),
 ]
 
 

@@ -11,8 +11,23 @@ from typing import Any
 
 from pydantic import Field
 
+from empo.align.config import (
+    AlignSection,
+    DPOSection,
+    IPOSection,
+    KTOSection,
+    ORPOSection,
+    SFTSection,
+    SimPOSection,
+    TrainSection,
+)
 from empo.config import Section, apply_overrides, load_yaml, set_if_given, validate
+from empo.evaluation.config import EvalConfig
+from empo.generate.config import GenerateConfig
+from empo.identifiers.config import IdentifiersConfig
 from empo.models.config import ModelConfig, PeftSection, QuantizationConfig
+from empo.prefs.config import PrefsConfig
+from empo.suites.config import SuiteConfig
 
 
 class Recipe(Section):
@@ -21,6 +36,19 @@ class Recipe(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     quantization: QuantizationConfig = Field(default_factory=QuantizationConfig)
     peft: PeftSection = Field(default_factory=PeftSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+    sft: SFTSection = Field(default_factory=SFTSection)
+    align: AlignSection = Field(default_factory=AlignSection)
+    dpo: DPOSection = Field(default_factory=DPOSection)
+    ipo: IPOSection = Field(default_factory=IPOSection)
+    orpo: ORPOSection = Field(default_factory=ORPOSection)
+    kto: KTOSection = Field(default_factory=KTOSection)
+    simpo: SimPOSection = Field(default_factory=SimPOSection)
+    prefs: PrefsConfig = Field(default_factory=PrefsConfig)
+    suite: SuiteConfig = Field(default_factory=SuiteConfig)
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    identifiers: IdentifiersConfig = Field(default_factory=IdentifiersConfig)
 
 
 def load_recipe(

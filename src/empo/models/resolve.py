@@ -48,11 +48,16 @@ ALIASES: dict[str, GGUFAlias] = {
 
 @dataclass(frozen=True)
 class ResolvedModel:
-    """Where to load from: ``base`` (path or hub name) and, for a LoRA run folder, the ``adapter`` folder."""
+    """Where to load from: ``base`` (path or hub name) and, for a LoRA run folder, the ``adapter`` folder.
+
+    ``merged``: adapters of earlier LoRA runs in a chain (e.g. the SFT run an align run started from), merged into
+    the base, in order, before ``adapter`` is applied.
+    """
 
     base: str
     adapter: Path | None = None
     run_dir: Path | None = None
+    merged: tuple[Path, ...] = ()
 
 
 def _find_gguf(alias: GGUFAlias) -> Path:
@@ -116,9 +121,16 @@ def resolve_model(spec: str | Path) -> ResolvedModel:
     if path.is_dir():
         if (path / RUN_MARKER).is_file():
             info = read_run_info(path)
+            if info.get("status", "complete") != "complete":
+                raise EmpoError(
+                    f"run {path} did not finish (status {info.get('status')!r}); continue it with --resume "
+                    "(e.g. empo align --resume --out RUN) or start again with --overwrite"
+                )
             if (path / "adapter_config.json").is_file():
                 base = resolve_model(info["base_model"])
-                return ResolvedModel(base=base.base, adapter=path, run_dir=path)
+                # A chain: the base is itself a LoRA run (e.g. align on top of sft); merge its adapters first.
+                merged = (*base.merged, base.adapter) if base.adapter is not None else base.merged
+                return ResolvedModel(base=base.base, adapter=path, run_dir=path, merged=merged)
             return ResolvedModel(base=str(path), run_dir=path)
         if not (path / "config.json").is_file() and not (path / "adapter_config.json").is_file():
             raise EmpoError(f"{path} is a folder but holds no model (no config.json); pass a model folder")
@@ -143,6 +155,13 @@ def pick_device(device: str = "auto") -> str:
     if device == "cuda" and not torch.cuda.is_available():
         raise EmpoError("model.device is 'cuda' but no CUDA GPU is visible; use device: auto or cpu")
     return device
+
+
+def _local_device(device: str) -> str:
+    """``cuda`` -> this process's GPU (``LOCAL_RANK`` under ``accelerate launch``/torchrun, else 0)."""
+    import os
+
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if device == "cuda" else device
 
 
 def pick_dtype(dtype: str = "auto", device: str = "cpu"):
@@ -205,13 +224,18 @@ def load_causal_lm(
             bnb_4bit_compute_dtype=getattr(torch, quant_cfg.bnb_4bit_compute_dtype),
             bnb_4bit_use_double_quant=quant_cfg.bnb_4bit_use_double_quant,
         )
-        kwargs["device_map"] = {"": 0} if device == "cuda" else {"": "cpu"}
+        kwargs["device_map"] = {"": _local_device(device)}
     try:
         model = AutoModelForCausalLM.from_pretrained(resolved.base, **kwargs)
     except OSError as exc:
         raise EmpoError(f"cannot load model {resolved.base!r}: {str(exc).splitlines()[0]}") from None
     if "device_map" not in kwargs:
-        model.to(device)
+        model.to(_local_device(device))
+    if resolved.merged:
+        from peft import PeftModel
+
+        for earlier in resolved.merged:
+            model = PeftModel.from_pretrained(model, str(earlier)).merge_and_unload()
     if resolved.adapter is not None and with_adapter:
         from peft import PeftModel
 

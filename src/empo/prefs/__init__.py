@@ -1,0 +1,1 @@
+"""``empo build-prefs``: emotion-grounded preference pairs from EmpatheticDialogues (EmPO and beyond)."""
