@@ -33,8 +33,11 @@ lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
+# The default recipe runs offline (as CI does); a paper-scale recipe (recipes/zephyr-7b/) needs the hub for its weights.
+REPRODUCE_ENV ?= $(if $(filter recipes/smollm2-135m/%,$(RECIPE)),$(OFFLINE),TRL_EXPERIMENTAL_SILENCE=1)
+
 reproduce: install
-	$(OFFLINE) $(BIN)/empo reproduce --recipe $(RECIPE)
+	$(REPRODUCE_ENV) $(BIN)/empo reproduce --recipe $(RECIPE)
 
 bench: install
 	$(OFFLINE) $(BIN)/python bench/build_prefs.py

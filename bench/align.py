@@ -507,7 +507,8 @@ def ratio_mode(args) -> dict[str, Any]:
     results: dict[str, Any] = {}
     runs: list[tuple[str, Any]] = []
     for r in range(args.repeat):
-        runs.append((f"plain#{r}", lambda: run_plain(model_dir, tok, pairs, args, args.device)))
+        if not args.no_plain:
+            runs.append((f"plain#{r}", lambda: run_plain(model_dir, tok, pairs, args, args.device)))
         runs.append((f"empo#{r}", lambda: empo_run([])))
     if args.ablate:
         for name, extra in ABLATIONS:
@@ -523,14 +524,19 @@ def ratio_mode(args) -> dict[str, Any]:
         log(
             f"{name}: {results[name]['seconds_per_pair']:.3f} s/pair, {results[name]['seconds_per_step_median']:.2f} s/step"
         )
-    plain = statistics.median(v["seconds_per_pair"] for k, v in results.items() if k.startswith("plain#"))
-    empo = statistics.median(v["seconds_per_pair"] for k, v in results.items() if k.startswith("empo#"))
-    plain_steady = statistics.median(
-        v["seconds_per_pair_steady"] for k, v in results.items() if k.startswith("plain#")
+
+    def med(prefix: str, key: str) -> float:
+        vals = [v[key] for k, v in results.items() if k.startswith(prefix)]
+        return statistics.median(vals) if vals else float("nan")
+
+    plain, empo = med("plain#", "seconds_per_pair"), med("empo#", "seconds_per_pair")
+    plain_steady, empo_steady = (
+        med("plain#", "seconds_per_pair_steady"),
+        med("empo#", "seconds_per_pair_steady"),
     )
-    empo_steady = statistics.median(
-        v["seconds_per_pair_steady"] for k, v in results.items() if k.startswith("empo#")
-    )
+    for name, r in results.items():
+        if not name.startswith(("plain#", "empo#")):
+            r["vs_empo"] = r["seconds_per_pair"] / empo
     return {
         "mode": f"ratio-{args.device}",
         "model": model_note,
@@ -754,6 +760,9 @@ def markdown(res: dict[str, Any]) -> str:
         if res["mode"] == "qlora-memory":
             row += f" {r['peak_allocated_gib']:.2f} |"
         lines.append(row)
+    for name, r in res["runs"].items():
+        if "vs_empo" in r:
+            lines.append(f"\n{name}: {r['vs_empo']:.2f}x empo's time per pair")
     if "ratio_time_per_pair" in res:
         lines.append(
             f"\nempo / plain time per pair: {res['ratio_time_per_pair']:.2f} "
@@ -784,6 +793,7 @@ def main() -> None:
     ap.add_argument("--harness", choices=["auto", "cli", "trainer"], default="auto")
     ap.add_argument("--repeat", type=int, default=1, help="plain/empo rounds (medians are reported)")
     ap.add_argument("--ablate", action="store_true", help="also run empo with one lever off at a time")
+    ap.add_argument("--no-plain", action="store_true", help="skip the plain TRL run (e.g. with --ablate)")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(

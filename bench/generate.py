@@ -61,8 +61,12 @@ def main() -> None:
         if device.startswith("cuda")
         else f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads"
     )
+    import os
+
+    load = os.getloadavg()
     print(
-        f"\n{args.model} on {device} ({hw}); {len(prompts)} ED test prompts, greedy, max {args.max_new_tokens} new tokens\n"
+        f"\n{args.model} on {device} ({hw}); {len(prompts)} ED test prompts, greedy, max {args.max_new_tokens} new tokens; "
+        f"load average {load[0]:.1f} on {os.cpu_count()} cores\n"
     )
     print(
         "| mode | batch | seconds | responses/s | new tokens/s | speed-up | outputs identical to one-at-a-time |"
@@ -97,6 +101,7 @@ def main() -> None:
                     "hardware": hw,
                     "n": len(prompts),
                     "max_new_tokens": args.max_new_tokens,
+                    "load_average": load[0],
                     "rows": out,
                 },
                 indent=2,

@@ -36,8 +36,15 @@ BASE = {
 }
 VARIANTS: dict[str, dict] = {
     "base": {},
-    "probe-like": {"pooling": "mean", "rationale_weight": 0.0, "class_weight": "balanced", "epochs": 3,
-                   "max_seeker_tokens": 64, "max_response_tokens": 96, "head_lr": 5e-5},
+    "probe-like": {
+        "pooling": "mean",
+        "rationale_weight": 0.0,
+        "class_weight": "balanced",
+        "epochs": 3,
+        "max_seeker_tokens": 64,
+        "max_response_tokens": 96,
+        "head_lr": 5e-5,
+    },
     "bi": {"input": "bi"},
     "response-only": {"input": "response"},
     "pool-mean": {"pooling": "mean"},
@@ -78,7 +85,8 @@ def run_variant(name: str, overrides: dict, common: dict) -> dict:
         "seconds": seconds,
         "device": str(res.identifiers.device),
         "threads": __import__("torch").get_num_threads(),
-        "padded_tokens_per_epoch": sum(n["epochs"][0]["padded_tokens"] for n in nets) / max(1, len(cfg.seeds)),
+        "padded_tokens_per_epoch": sum(n["epochs"][0]["padded_tokens"] for n in nets)
+        / max(1, len(cfg.seeds)),
         "best_epochs": [n["best_epoch"] for n in nets],
         "val_single": [n["best_val_select"] for n in nets],
         "val": res.val_scores,
@@ -102,10 +110,14 @@ def _table(rows: list[dict]) -> str:
         v, t = r["val"], r["test"]
         out.append(
             f"| {r['name']} | {sel(v):.4f} ({', '.join(f'{x:.3f}' for x in r['val_single'])}) | "
-            + "/".join(f"{v[m]['accuracy']:.3f}" for m in mech) + " | "
-            + "/".join(f"{v[m]['macro_f1']:.3f}" for m in mech) + " | "
-            + "/".join(f"{t[m]['accuracy']:.3f}" for m in mech) + " | "
-            + "/".join(f"{t[m]['macro_f1']:.3f}" for m in mech) + " | "
+            + "/".join(f"{v[m]['accuracy']:.3f}" for m in mech)
+            + " | "
+            + "/".join(f"{v[m]['macro_f1']:.3f}" for m in mech)
+            + " | "
+            + "/".join(f"{t[m]['accuracy']:.3f}" for m in mech)
+            + " | "
+            + "/".join(f"{t[m]['macro_f1']:.3f}" for m in mech)
+            + " | "
             + f"{r['seconds']:.0f} | {r['padded_tokens_per_epoch'] / 1e6:.3f} |"
         )
     return "\n".join(out)
@@ -115,7 +127,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default="", help="comma-separated variant names (default: all)")
     ap.add_argument("--jobs", type=int, default=1, help="variants trained at once, each in its own process")
-    ap.add_argument("--set", action="append", default=[], help="KEY=VALUE applied to every variant (YAML value)")
+    ap.add_argument(
+        "--set", action="append", default=[], help="KEY=VALUE applied to every variant (YAML value)"
+    )
     ap.add_argument("--out", type=Path, default=Path("runs/bench-identifiers"))
     ap.add_argument("--variants-json", type=Path, help="extra variants: a JSON object name -> overrides")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -151,15 +165,19 @@ def main() -> None:
     while pending or running:
         while pending and len(running) < args.jobs:
             n = pending.pop(0)
-            log = open(args.out / f"{n}.log", "w")
             env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-            running.append((n, subprocess.Popen([*base_cmd, "--worker", n], stdout=log, stderr=log, env=env)))
+            with open(args.out / f"{n}.log", "w") as log:  # the child keeps its own handle
+                running.append(
+                    (n, subprocess.Popen([*base_cmd, "--worker", n], stdout=log, stderr=log, env=env))
+                )
         time.sleep(1)
         for n, p in list(running):
             if p.poll() is not None:
                 running.remove((n, p))
                 print(f"{n}: exit {p.returncode}", flush=True)
-    rows = [json.loads((args.out / f"{n}.json").read_text()) for n in names if (args.out / f"{n}.json").exists()]
+    rows = [
+        json.loads((args.out / f"{n}.json").read_text()) for n in names if (args.out / f"{n}.json").exists()
+    ]
     table = _table(rows)
     (args.out / "table.md").write_text(table + "\n")
     (args.out / "results.json").write_text(json.dumps(rows, indent=1))

@@ -162,6 +162,18 @@ def test_plugin_is_registered_for_generate(tmp_path):
     assert meta["top_k"][0]["emotion"] == "sad"
 
 
+def test_plugin_options_are_checked():
+    from empo.errors import EmpoError
+    from empo.generate.plugins import PLUGINS
+
+    with pytest.raises(EmpoError, match=r"unknown option.*topk"):
+        PLUGINS.get("hef")(topk=3)
+    with pytest.raises(EmpoError, match="where must be"):
+        PLUGINS.get("hef")(where="middle")
+    with pytest.raises(EmpoError, match="k must be"):
+        PLUGINS.get("hef")(k=0)
+
+
 def test_plugin_loads_a_classifier_folder(tmp_path, monkeypatch):
     """A folder path in plugin_options (what a recipe passes) is loaded lazily, on first use."""
     from empo.errors import EmpoError
@@ -201,3 +213,47 @@ def test_question_messages():
     assert "Speaker: my dog died" in msgs[1]["content"]
     assert "sad, joyful, afraid, angry, proud" in msgs[1]["content"]
     assert "HINT" not in question_messages("text", LABELS)[0]["content"]
+
+
+# -- end to end: `empo generate --plugin hef` with a tiny LLM and a tiny classifier folder -----------------------
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory):
+    from test_sem import build_tiny_encoder
+
+    return build_tiny_encoder(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def test_generate_with_hef_plugin_end_to_end(tmp_path, tiny_model_dir, tiny_encoder, monkeypatch):
+    from typer.testing import CliRunner
+
+    from empo.cli import app
+    from empo.sem.train import SemTrainConfig, train_classifier
+    from test_sem import write_situations
+
+    monkeypatch.setenv("EMPO_CACHE_DIR", str(tmp_path / "cache"))
+    situations = write_situations(tmp_path / "ed_situations")
+    clf_dir = tmp_path / "clf"
+    cfg = SemTrainConfig(
+        encoder=str(tiny_encoder), data=str(situations), device="cpu", l2_grid=[1e-2], probe_max_iter=30
+    )
+    train_classifier(cfg, clf_dir, evaluate=False)
+    prompts = tmp_path / "prompts.jsonl"
+    with prompts.open("w") as f:
+        for text in ("i was so sad today", "my friend was proud of me"):
+            context = [{"role": "system", "content": "be kind"}, {"role": "user", "content": text}]
+            f.write(json.dumps({"context": context, "emotion": "sad"}) + "\n")
+    out = tmp_path / "gen.jsonl"
+    res = CliRunner().invoke(
+        app,
+        ["generate", "--model", str(tiny_model_dir), "--prompts", str(prompts), "--out", str(out),
+         "--max-new-tokens", "4", "--plugin", "hef",
+         "--set", f"generate.plugin_options.classifier={clf_dir}", "--set", "generate.plugin_options.k=2"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 2
+    for row in rows:
+        assert len(row["plugin"]["top_k"]) == 2
+        assert row["plugin"]["name"] == "hef"
+        assert row["context"][0]["content"] == "be kind"  # the original dialogue is kept
+        assert row["prompt"][0]["content"].startswith("be kind\n\nEmotion hint")

@@ -16,27 +16,55 @@ from typer.testing import CliRunner
 from empo.cli import app
 from empo.errors import DataError, EmpoError
 from empo.identifiers import MECHANISMS, load_identifiers
+from empo.identifiers.config import IdentifiersConfig
 from empo.identifiers.data import rationale_char_mask, read_epitome_csv, split_rationales
 from empo.identifiers.metrics import score_levels
 
 runner = CliRunner()
 
-COLUMNS = ["sp_id", "seeker_post", "response_post", "ER_level", "ER_rationales", "IP_level", "IP_rationales",
-           "EX_level", "EX_rationales"]
+COLUMNS = [
+    "sp_id",
+    "seeker_post",
+    "response_post",
+    "ER_level",
+    "ER_rationales",
+    "IP_level",
+    "IP_rationales",
+    "EX_level",
+    "EX_rationales",
+]
 ROWS = [
     # seeker, response, ER, ER rationale, IP, IP rationale, EX, EX rationale
     ("i feel so lonely tonight", "i am so sorry you feel this way", 2, "i am so sorry|", 0, "", 0, ""),
     ("my dog died today", "that is terrible , i am sorry", 2, "i am sorry|", 0, "", 0, ""),
     ("i failed my exam", "what happened with the exam ?", 0, "", 0, "", 2, "what happened with the exam ?|"),
     ("i lost my job", "how do you feel about the job ?", 0, "", 0, "", 2, "how do you feel|"),
-    ("nobody cares about me", "i know how that feels , i was lonely too", 0, "", 2, "i know how that feels|", 0, ""),
+    (
+        "nobody cares about me",
+        "i know how that feels , i was lonely too",
+        0,
+        "",
+        2,
+        "i know how that feels|",
+        0,
+        "",
+    ),
     ("my family hates me", "i had the same with my family", 0, "", 2, "i had the same|", 0, ""),
     ("i am nervous about work", "good luck", 1, "good luck|", 0, "", 0, ""),
     ("i feel bad today", "hope your day gets better", 1, "hope|", 1, "your day|", 1, "better|"),
     ("i am so sad", "why are you sad ?", 0, "", 0, "", 2, "why are you sad ?|"),
     ("my friend left", "that is so sad , i understand", 1, "so sad|", 2, "i understand|", 0, ""),
     ("i cannot sleep", "try to rest", 0, "", 0, "", 0, ""),
-    ("i feel terrible", "i am here for you , what is wrong ?", 2, "i am here for you|", 0, "", 1, "what is wrong ?|"),
+    (
+        "i feel terrible",
+        "i am here for you , what is wrong ?",
+        2,
+        "i am here for you|",
+        0,
+        "",
+        1,
+        "what is wrong ?|",
+    ),
 ]
 VOCAB_WORDS = sorted({w for r in ROWS for text in r[:2] for w in text.split()} | {"[UNK]"} - {"[UNK]"})
 
@@ -46,9 +74,17 @@ def write_csv(path: Path, rows=ROWS, columns=COLUMNS) -> Path:
         w = csv.writer(f)
         w.writerow(columns)
         for i, r in enumerate(rows):
-            full = {"sp_id": f"s{i}", "seeker_post": r[0], "response_post": r[1], "ER_level": r[2],
-                    "ER_rationales": r[3], "IP_level": r[4], "IP_rationales": r[5], "EX_level": r[6],
-                    "EX_rationales": r[7]}
+            full = {
+                "sp_id": f"s{i}",
+                "seeker_post": r[0],
+                "response_post": r[1],
+                "ER_level": r[2],
+                "ER_rationales": r[3],
+                "IP_level": r[4],
+                "IP_rationales": r[5],
+                "EX_level": r[6],
+                "EX_rationales": r[7],
+            }
             w.writerow([full[c] for c in columns])
     return path
 
@@ -65,7 +101,9 @@ def tiny_encoder(tmp_path_factory) -> Path:
     vocab = {t: i for i, t in enumerate([*specials, *VOCAB_WORDS, ",", "?", ".", "!", "'"])}
     tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
     tk.normalizer = normalizers.Lowercase()
-    tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    tk.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()]
+    )
     tk.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
         pair="[CLS] $A [SEP] $B:1 [SEP]:1",
@@ -75,8 +113,14 @@ def tiny_encoder(tmp_path_factory) -> Path:
         tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]"
     )
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                     intermediate_size=64, max_position_embeddings=128)
+    cfg = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     BertModel(cfg).save_pretrained(out)
     tok.save_pretrained(out)
     return out
@@ -91,11 +135,19 @@ def data_files(tmp_path) -> dict[str, Path]:
     }
 
 
-def tiny_config(encoder: Path, files: dict[str, Path], **kw):
-    from empo.identifiers.config import IdentifiersConfig
-
-    base = dict(encoder=str(encoder), train_csv=files["train"], val_csv=files["val"], test_csv=files["test"],
-                epochs=2, batch_size=4, device="cpu", max_response_tokens=16, max_seeker_tokens=8, head_lr=1e-2)
+def tiny_config(encoder: Path, files: dict[str, Path], **kw) -> IdentifiersConfig:
+    base = dict(
+        encoder=str(encoder),
+        train_csv=files["train"],
+        val_csv=files["val"],
+        test_csv=files["test"],
+        epochs=2,
+        batch_size=4,
+        device="cpu",
+        max_response_tokens=16,
+        max_seeker_tokens=8,
+        head_lr=1e-2,
+    )
     return IdentifiersConfig(**{**base, **kw})
 
 
@@ -224,8 +276,12 @@ def test_other_inputs_train_and_reload(inp, tiny_encoder, data_files, tmp_path):
     from empo.identifiers.train import train_identifiers
 
     out = tmp_path / inp
-    train_identifiers(tiny_config(tiny_encoder, data_files, input=inp, epochs=1, pooling="cls_mean",
-                                  seeds=[0, 1], calibrate=True), out)
+    train_identifiers(
+        tiny_config(
+            tiny_encoder, data_files, input=inp, epochs=1, pooling="cls_mean", seeds=[0, 1], calibrate=True
+        ),
+        out,
+    )
     ident = Identifiers.load(out, device="cpu")
     assert len(ident.members) == 2
     p = ident.predict_proba(["i feel sad"], ["i am sorry"])
@@ -284,20 +340,17 @@ def test_default_location_respects_cache_dir(monkeypatch, tmp_path):
         load_identifiers(train_if_missing=False)
 
 
-def test_train_if_missing_trains_into_the_default(monkeypatch, tmp_path, tiny_encoder, data_files, caplog):
+def test_train_if_missing_trains_into_the_default(monkeypatch, tmp_path, tiny_encoder, data_files):
     import empo.identifiers as ident_mod
     from empo.identifiers import config as config_mod
 
     monkeypatch.setenv("EMPO_CACHE_DIR", str(tmp_path / "cache"))
-    original = config_mod.IdentifiersConfig
 
-    def tiny(**kw):
-        return tiny_config(tiny_encoder, data_files, epochs=1, **kw)
+    def tiny(**kw):  # the default configuration, on the tiny encoder and data
+        return tiny_config(tiny_encoder, data_files, **{"epochs": 1, **kw})
 
     monkeypatch.setattr(config_mod, "IdentifiersConfig", tiny)
-    with caplog.at_level("WARNING", logger="empo"):
-        ident = ident_mod.load_identifiers(device="cpu")
-    monkeypatch.setattr(config_mod, "IdentifiersConfig", original)
+    ident = ident_mod.load_identifiers(device="cpu")
     assert (tmp_path / "cache" / "identifiers" / "default" / "identifiers.json").is_file()
     assert ident.predict(["a"], ["i am sorry"])["ER"].shape == (1,)
 
@@ -307,16 +360,46 @@ def test_train_if_missing_trains_into_the_default(monkeypatch, tmp_path, tiny_en
 
 def test_cli_train_and_evaluate(tiny_encoder, data_files, tmp_path):
     out = tmp_path / "cli-ident"
-    res = runner.invoke(app, [
-        "identifiers", "train", "--encoder", str(tiny_encoder), "--train", str(data_files["train"]),
-        "--val", str(data_files["val"]), "--test", str(data_files["test"]), "--out", str(out), "--epochs", "1",
-        "--device", "cpu", "--set", "identifiers.batch_size=4",
-    ])
+    res = runner.invoke(
+        app,
+        [
+            "identifiers",
+            "train",
+            "--encoder",
+            str(tiny_encoder),
+            "--train",
+            str(data_files["train"]),
+            "--val",
+            str(data_files["val"]),
+            "--test",
+            str(data_files["test"]),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--set",
+            "identifiers.batch_size=4",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert (out / "card.json").is_file()
     js = tmp_path / "scores.json"
-    res = runner.invoke(app, ["identifiers", "evaluate", str(out), "--data", str(data_files["test"]),
-                              "--json", str(js), "--device", "cpu"])
+    res = runner.invoke(
+        app,
+        [
+            "identifiers",
+            "evaluate",
+            str(out),
+            "--data",
+            str(data_files["test"]),
+            "--json",
+            str(js),
+            "--device",
+            "cpu",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "macro-F1" in res.output and "EX" in res.output
     scores = json.loads(js.read_text())["scores"]
@@ -328,8 +411,9 @@ def test_cli_errors_are_one_line(tmp_path, data_files):
     res = runner.invoke(app, ["identifiers", "evaluate", str(tmp_path)])
     assert res.exit_code == 1
     assert "no empathy identifiers found" in res.output
-    res = runner.invoke(app, ["identifiers", "train", "--train", str(tmp_path / "missing.csv"),
-                              "--out", str(tmp_path / "o")])
+    res = runner.invoke(
+        app, ["identifiers", "train", "--train", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "o")]
+    )
     assert res.exit_code == 1
     assert "missing.csv not found" in res.output
 
@@ -350,16 +434,45 @@ def test_shared_splits_read():
 @pytest.mark.slow
 def test_minilm_short_training(tmp_path):
     """The real encoder on 64 real pairs for one epoch: the whole path works with MiniLM."""
-    from empo.identifiers.config import IdentifiersConfig
     from empo.identifiers.data import default_split
     from empo.identifiers.train import fit
 
     if not default_split("train").is_file():
         pytest.skip("shared EPITOME splits not present")
     data = read_epitome_csv(default_split("train"))
-    rows = [(data.seekers[i], data.responses[i], *(x for m in ("ER", "IP", "EX")
-             for x in (int(data.levels[m][i]), "|".join(data.rationales[m][i])))) for i in range(64)]
+    rows = [
+        (
+            data.seekers[i],
+            data.responses[i],
+            *(
+                x
+                for m in ("ER", "IP", "EX")
+                for x in (int(data.levels[m][i]), "|".join(data.rationales[m][i]))
+            ),
+        )
+        for i in range(64)
+    ]
     small = write_csv(tmp_path / "small.csv", rows)
     res = fit(IdentifiersConfig(train_csv=small, val_csv=small, epochs=1, device="cpu"))
     p = res.identifiers.predict_proba(["I feel alone"], ["I'm so sorry, what happened?"])
     assert all(v.shape == (1, 3) for v in p.values())
+
+
+def test_recipe_matches_the_defaults():
+    from empo.paths import REPO_ROOT
+    from empo.recipe import load_recipe
+
+    assert load_recipe(REPO_ROOT / "recipes" / "identifiers.yaml").identifiers == IdentifiersConfig()
+
+
+def test_metrics_match_scikit_learn():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n = int(rng.integers(1, 30))
+        a, b = rng.integers(0, 3, n), rng.integers(0, 3, n)
+        s = score_levels(a, b)
+        for avg in ("macro", "weighted"):
+            ref = f1_score(a, b, labels=[0, 1, 2], average=avg, zero_division=0)
+            assert s[f"{avg}_f1"] == pytest.approx(ref)

@@ -21,7 +21,9 @@ from empo.rl.rewards import (
     repetition_within,
 )
 
-GOOD = format_structured("She lost her dog.", "sad", "acknowledge, then ask", "I'm so sorry. How are you holding up?")
+GOOD = format_structured(
+    "She lost her dog.", "sad", "acknowledge, then ask", "I'm so sorry. How are you holding up?"
+)
 
 
 def test_parse_and_split_structured():
@@ -41,13 +43,19 @@ def test_parse_and_split_structured():
 def test_structure_score_cases():
     assert structure_score(GOOD) == 1.0
     assert structure_score("no tags at all") == 0.0
-    assert structure_score("<analysis>a</analysis><emotion></emotion><strategy>s</strategy><reply>r</reply>") == 0.75
+    assert (
+        structure_score("<analysis>a</analysis><emotion></emotion><strategy>s</strategy><reply>r</reply>")
+        == 0.75
+    )
     # out of order: reply first, then analysis -> only one of them counts in the canonical order
     assert structure_score("<reply>r</reply><analysis>a</analysis>") == 0.25
 
 
 def test_empathy_match_is_product_of_reference_level_probs():
-    probs = {"ER": np.array([[0.1, 0.2, 0.7], [0.5, 0.5, 0.0]]), "IP": np.array([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6]])}
+    probs = {
+        "ER": np.array([[0.1, 0.2, 0.7], [0.5, 0.5, 0.0]]),
+        "IP": np.array([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6]]),
+    }
     ref = {"ER": np.array([2, 0]), "IP": np.array([0, 2])}
     np.testing.assert_allclose(empathy_match(probs, ref), [0.7 * 0.6, 0.5 * 0.6])
 
@@ -76,7 +84,12 @@ def test_length_rewards():
 def test_completion_and_prompt_helpers():
     assert completion_text([{"role": "assistant", "content": "hi"}]) == "hi"
     assert completion_text("hi") == "hi"
-    prompt = [{"role": "system", "content": "s"}, {"role": "user", "content": "u1"}, {"role": "assistant", "content": "a"}, {"role": "user", "content": "u2"}]
+    prompt = [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": "u1"},
+        {"role": "assistant", "content": "a"},
+        {"role": "user", "content": "u2"},
+    ]
     assert last_user_text(prompt) == "u2"
 
 
@@ -92,7 +105,9 @@ def test_reward_specs_and_registry():
 
 
 def test_trl_adapters_on_conversational_batches():
-    funcs, weights = make_reward_funcs(["structure=2", "length", "redundancy"], RewardContext(structured=True))
+    funcs, weights = make_reward_funcs(
+        ["structure=2", "length", "redundancy"], RewardContext(structured=True)
+    )
     assert weights == [2.0, 1.0, 1.0]
     comps = [[{"role": "assistant", "content": GOOD}], [{"role": "assistant", "content": "just words here"}]]
     prompts = [[{"role": "user", "content": "my dog died"}]] * 2
@@ -130,7 +145,10 @@ def test_empathy_match_adapter_with_fake_identifiers(monkeypatch):
     (fn,), _ = make_reward_funcs(["empathy-match"])
     prompts = [[{"role": "user", "content": "my dog died"}]] * 2
     refs = ["I'm so sorry, what happened?"] * 2
-    comps = [[{"role": "assistant", "content": "So sorry. What happened?"}], [{"role": "assistant", "content": "ok."}]]
+    comps = [
+        [{"role": "assistant", "content": "So sorry. What happened?"}],
+        [{"role": "assistant", "content": "ok."}],
+    ]
     rewards = fn(comps, prompts=prompts, reference=refs)
     # reference levels: ER 2, IP 0, EX 2. First completion: 0.8 * 0.8 * 0.8; second: 0.1 * 0.8 * 0.1
     assert rewards == pytest.approx([0.512, 0.008])

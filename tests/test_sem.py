@@ -122,12 +122,11 @@ def test_softmax_regression_separates_and_folds_standardisation():
 
 
 # -- a tiny encoder --------------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def tiny_encoder_dir(tmp_path_factory) -> Path:
+def build_tiny_encoder(out: Path) -> Path:
+    """A one-layer, 16-wide BERT over the tiny tokenizer's vocabulary, saved to ``out`` (a fraction of a second)."""
     import torch
     from transformers import BertConfig, BertModel
 
-    out = tmp_path_factory.mktemp("tiny-bert")
     tok = build_tiny_tokenizer()
     torch.manual_seed(0)
     cfg = BertConfig(
@@ -142,6 +141,11 @@ def tiny_encoder_dir(tmp_path_factory) -> Path:
     BertModel(cfg).save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory) -> Path:
+    return build_tiny_encoder(tmp_path_factory.mktemp("tiny-bert"))
 
 
 def _cfg(situations: Path, encoder: Path, **kw):

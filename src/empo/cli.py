@@ -84,6 +84,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("eval", "empo.evaluation.cli", "eval_command"),
     ("sem", "empo.sem.cli", "app"),
     ("identifiers", "empo.identifiers.cli", "app"),
+    ("reproduce", "empo.reproduce.cli", "reproduce_command"),
 ]
 
 

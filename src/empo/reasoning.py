@@ -98,3 +98,81 @@ def structure_score(text: str) -> float:
             score += 1
             i += 1
     return score / len(SECTIONS)
+
+
+# ------------------------------------------------------------------------------------- prompts and SFT targets
+
+
+def structured_system_prompt(system_prompt: str | None) -> str:
+    """The system message of structured mode: the usual one (if any) followed by :data:`STRUCTURED_INSTRUCTION`."""
+    if system_prompt and STRUCTURED_INSTRUCTION in system_prompt:
+        return system_prompt
+    return f"{system_prompt.strip()} {STRUCTURED_INSTRUCTION}" if system_prompt else STRUCTURED_INSTRUCTION
+
+
+def with_structured_instruction(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """``messages`` with the structured instruction in its system message (one is added if there is none)."""
+    if messages and messages[0].get("role") == "system":
+        head = {**messages[0], "content": structured_system_prompt(messages[0].get("content"))}
+        return [head, *messages[1:]]
+    return [{"role": "system", "content": STRUCTURED_INSTRUCTION}, *messages]
+
+
+# Surface cues of EPITOME's three mechanisms in a listener's reply (Sharma et al. 2020): emotional reactions (ER:
+# expressing warmth, sorrow, joy), interpretations (IP: showing understanding, often through a similar experience)
+# and explorations (EX: asking about the seeker's experience). A transparent rule, not a classifier: it labels the
+# strategy the REAL reply used, so SFT targets never claim a strategy the reply does not carry out.
+_ER_CUES = re.compile(
+    r"\b(sorry|congrat\w*|glad|happy for|so happy|sad|awful|terrible|horrible|great|awesome|amazing|wonderful|"
+    r"oh no|wow|yikes|ugh|scary|sucks|love|proud|hope|nice|cool|bummer|unfortunate)\b",
+    re.IGNORECASE,
+)
+_IP_CUES = re.compile(
+    r"\b(i understand|i know (how|what|that)|i can (imagine|see|relate|understand)|i('ve| have) (been|had|done)|"
+    r"i had|i remember|i used to|me too|same (here|thing)|sounds like|that must|must (be|have)|i (would|'d) "
+    r"(be|feel)|i feel (you|the same))\b",
+    re.IGNORECASE,
+)
+
+STRATEGIES: dict[str, str] = {
+    "ER": "react to their feelings with warmth",
+    "IP": "show that I understand what they went through",
+    "EX": "ask a question to learn more about their experience",
+}
+FALLBACK_STRATEGY = "respond briefly and keep the conversation going"
+
+
+def strategy_for(reply: str) -> str:
+    """The strategy a reply carries out, from EPITOME's mechanisms: a question -> exploration (EX), an
+    understanding phrase ("I know how", "me too", "sounds like") -> interpretation (IP), an emotion word
+    ("sorry", "congrats", "awful") -> emotional reaction (ER); several apply in the order ER, IP, EX; none -> a
+    neutral fallback."""
+    found = []
+    if _ER_CUES.search(reply):
+        found.append(STRATEGIES["ER"])
+    if _IP_CUES.search(reply):
+        found.append(STRATEGIES["IP"])
+    if "?" in reply:
+        found.append(STRATEGIES["EX"])
+    return "; then ".join(found) if found else FALLBACK_STRATEGY
+
+
+def _shorten(text: str, words: int) -> str:
+    toks = text.split()
+    return " ".join(toks) if len(toks) <= words else " ".join(toks[:words]) + " ..."
+
+
+def analysis_for(situation: str | None, last_user: str, max_words: int = 40) -> str:
+    """A short conversation analysis: the speaker's situation (ED's self-written summary) and what they just said."""
+    parts = []
+    if situation and situation.strip():
+        parts.append(f"The user's situation: {_shorten(situation.strip(), max_words)}")
+    parts.append(f'They just said: "{_shorten(last_user.strip(), max_words)}"')
+    return " ".join(parts)
+
+
+def structured_target(situation: str | None, emotion: str, last_user: str, reply: str) -> str:
+    """A structured SFT target built from real data: analysis from the situation and the last user turn, the ED
+    emotion label, the strategy the real reply uses (:func:`strategy_for`) and the real reply."""
+    emotion_text = f"They feel {emotion}." if emotion else "Unclear."
+    return format_structured(analysis_for(situation, last_user), emotion_text, strategy_for(reply), reply)

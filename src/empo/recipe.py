@@ -27,6 +27,8 @@ from empo.generate.config import GenerateConfig
 from empo.identifiers.config import IdentifiersConfig
 from empo.models.config import ModelConfig, PeftSection, QuantizationConfig
 from empo.prefs.config import PrefsConfig
+from empo.reproduce.config import ReproduceConfig
+from empo.rl.config import GRPOSection, RLOOSection
 from empo.suites.config import SuiteConfig
 
 
@@ -44,11 +46,14 @@ class Recipe(Section):
     orpo: ORPOSection = Field(default_factory=ORPOSection)
     kto: KTOSection = Field(default_factory=KTOSection)
     simpo: SimPOSection = Field(default_factory=SimPOSection)
+    grpo: GRPOSection = Field(default_factory=GRPOSection)
+    rloo: RLOOSection = Field(default_factory=RLOOSection)
     prefs: PrefsConfig = Field(default_factory=PrefsConfig)
     suite: SuiteConfig = Field(default_factory=SuiteConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     identifiers: IdentifiersConfig = Field(default_factory=IdentifiersConfig)
+    reproduce: ReproduceConfig = Field(default_factory=ReproduceConfig)
 
 
 def load_recipe(

@@ -71,7 +71,7 @@ class Algorithm:
 ALGORITHMS: Registry[type[Algorithm]] = Registry("algorithm")
 
 # Modules whose import registers more algorithms (e.g. "empo.rl.algorithms" for GRPO/RLOO).
-ALGORITHM_MODULES: list[str] = []
+ALGORITHM_MODULES: list[str] = ["empo.align.online"]
 _loaded = False
 
 

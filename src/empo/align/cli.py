@@ -77,8 +77,21 @@ def align_command(
     resume: bool = typer.Option(
         False, "--resume", help="Continue the run folder from its last checkpoint, with its recorded recipe."
     ),
+    rewards: list[str] = typer.Option(
+        [],
+        "--reward",
+        help="GRPO/RLOO reward NAME[=WEIGHT], repeatable: empathy-match, structure, redundancy, length "
+        "(grpo.rewards / rloo.rewards; default: empathy-match).",
+    ),
+    reasoning: str | None = typer.Option(
+        None,
+        "--reasoning",
+        help="GRPO/RLOO: plain replies or PEER's structured reasoning (rewards judge only <reply>) "
+        "[default: plain].",
+    ),
 ) -> None:
-    """Align a model on preference pairs: DPO, IPO, ORPO, KTO or SimPO, with LoRA (default), QLoRA or full FT.
+    """Align a model on preference pairs: DPO, IPO, ORPO, KTO or SimPO, with LoRA (default), QLoRA or full FT;
+    or on-policy with empathy rewards: GRPO or RLOO (prompts from the same prefs folder).
 
     Trains on PREFS/train.parquet and evaluates on PREFS/valid.parquet (test.parquet is never read). KTO reads
     unpaired rows (prompt/completion/label) or unpairs the pairs itself. Starting from an `empo sft` run with
@@ -91,9 +104,15 @@ def align_command(
           --recipe recipes/smollm2-135m/dpo.yaml \\
           --set dpo.beta=0.05 --max-steps 20
 
+    GRPO with EmpRL's reward (the chosen response of each pair is the reference):
+
+        empo align --algo grpo --model smollm2-135m --prefs runs/prefs --out runs/grpo \
+          --reward empathy-match --reward length=0.2 --set grpo.num_generations=4 --max-steps 20
+
     Continue an interrupted run: `empo align --out runs/dpo --resume`.
     """
     from empo.align.train import run_align
+    from empo.errors import EmpoError
 
     flags = {
         "align.algo": algo,
@@ -102,7 +121,14 @@ def align_command(
         "train.max_steps": max_steps,
         "train.seed": seed,
     }
+    if resume and (rewards or reasoning):
+        raise EmpoError(f"--resume continues {out} with its recorded recipe.yaml; drop --reward/--reasoning")
+    for section in ("grpo", "rloo"):  # the algorithm may come from the recipe: set both, check below
+        flags[f"{section}.rewards"] = list(rewards) or None
+        flags[f"{section}.reasoning"] = reasoning
     cfg = _recipe("align", out, recipe, sets, flags, resume)
+    if (rewards or reasoning) and cfg.align.algo not in ("grpo", "rloo"):
+        raise EmpoError(f"--reward/--reasoning apply to --algo grpo or rloo, not {cfg.align.algo}")
     result = run_align(cfg, out, overwrite=overwrite, resume=resume, command=["empo", *sys.argv[1:]])
     typer.echo(str(result.run_dir))
 
@@ -131,6 +157,12 @@ def sft_command(
     seed: int | None = typer.Option(None, "--seed", help="Random seed (train.seed)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run folder."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run folder from its last checkpoint."),
+    reasoning: str | None = typer.Option(
+        None,
+        "--reasoning",
+        help="plain replies, or structured (PEER): <analysis><emotion><strategy><reply> targets built from ED "
+        "[default: plain].",
+    ),
 ) -> None:
     """Supervised fine-tuning on EmpatheticDialogues, the loss on the listener's turns only (EmPO's first stage).
 
@@ -152,6 +184,7 @@ def sft_command(
         "model.name_or_path": model,
         "sft.data_dir": str(data_dir) if data_dir is not None else None,
         "sft.max_steps": max_steps,
+        "sft.reasoning": reasoning,
         "train.seed": seed,
     }
     cfg = _recipe("sft", out, recipe, sets, flags, resume)

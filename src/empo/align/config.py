@@ -109,6 +109,9 @@ class SFTSection(Section):
     data_dir: str | None = None
     # The same system message as build-prefs (null or "" = none), so SFT and preference training share a context.
     system_prompt: str | None = DEFAULT_SYSTEM_PROMPT
+    # "structured" (PEER): one row per listener turn, target <analysis><emotion><strategy><reply> built from ED
+    # (empo.reasoning.structured_target), with the structured instruction in the system message.
+    reasoning: Literal["plain", "structured"] = "plain"
     # Dialogues used from the train split (None: all; a seeded sample otherwise).
     max_train_dialogues: int | None = Field(None, ge=1)
     # Per-stage overrides of the train section (None: use train.*).

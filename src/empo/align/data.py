@@ -186,15 +186,26 @@ def unpair(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def to_prompt_only(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Paired or unpaired rows -> prompt-only rows (on-policy algorithms); other columns are kept for rewards."""
-    seen: set[str] = set()
-    out = []
+    """Paired or unpaired rows -> prompt-only rows (on-policy algorithms), one per distinct prompt; other columns
+    are kept for rewards, and the real reply (``chosen``, or a ``label=True`` completion) becomes ``reference``."""
+    index: dict[str, int] = {}
+    out: list[dict[str, Any]] = []
     for row in rows:
         key = repr(row["prompt"])
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append({k: v for k, v in row.items() if k not in ("chosen", "rejected", "completion", "label")})
+        good = row.get("chosen") if "chosen" in row else (row.get("completion") if row.get("label") else None)
+        if key not in index:
+            index[key] = len(out)
+            out.append(
+                {k: v for k, v in row.items() if k not in ("chosen", "rejected", "completion", "label")}
+            )
+        if good and "reference" not in out[index[key]]:
+            out[index[key]]["reference"] = good[-1]["content"]
+    with_ref = [r for r in out if "reference" in r]
+    if with_ref and len(with_ref) < len(out):
+        log.info(
+            "%d prompt(s) without a real reply (only label=False rows) left out", len(out) - len(with_ref)
+        )
+        out = with_ref
     return out
 
 

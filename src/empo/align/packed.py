@@ -356,5 +356,7 @@ class EmpoDPOTrainer(DPOTrainer):
         if return_outputs:
             from types import SimpleNamespace
 
-            return loss, SimpleNamespace(logits=None, chosen_logps=chosen_logps, rejected_logps=rejected_logps)
+            return loss, SimpleNamespace(
+                logits=None, chosen_logps=chosen_logps, rejected_logps=rejected_logps
+            )
         return loss

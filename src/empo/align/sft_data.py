@@ -48,17 +48,18 @@ def _ids(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: 
 
 
 def dialogue_example(
-    tokenizer: Any, messages: list[dict[str, str]], max_length: int
+    tokenizer: Any, messages: list[dict[str, str]], max_length: int, only_last: bool = False
 ) -> tuple[dict[str, Any] | None, int, bool]:
     """``{"input_ids", "labels", "length"}`` for one conversation, the number of trained assistant turns, and
-    whether trailing turns were cut to fit ``max_length`` (None if not even the first assistant turn fits)."""
+    whether trailing turns were cut to fit ``max_length`` (None if not even the first assistant turn fits).
+    ``only_last`` trains the final message alone (the earlier assistant turns are context)."""
     full = _ids(tokenizer, messages)
     labels = [IGNORE] * len(full)
     end = 0
     turns = 0
     truncated = False
     for i, msg in enumerate(messages):
-        if msg["role"] != "assistant" or i == 0:
+        if msg["role"] != "assistant" or i == 0 or (only_last and i != len(messages) - 1):
             continue
         before = _ids(tokenizer, messages[:i], add_generation_prompt=True)
         after = _ids(tokenizer, messages[: i + 1])
@@ -80,11 +81,23 @@ def dialogue_example(
 
 
 def sft_rows(
-    dialogues: list[Any], tokenizer: Any, system_prompt: str | None, max_length: int
+    dialogues: list[Any],
+    tokenizer: Any,
+    system_prompt: str | None,
+    max_length: int,
+    reasoning: str = "plain",
 ) -> tuple[list[dict[str, Any]], SFTReport]:
-    """SFT rows for ED dialogues (``empo.data.ed.Dialogue``): every listener turn after a user turn is trained."""
+    """SFT rows for ED dialogues (``empo.data.ed.Dialogue``): every listener turn after a user turn is trained.
+
+    ``reasoning="structured"`` (PEER): one row per listener turn, whose target is
+    :func:`empo.reasoning.structured_target` (analysis, the ED emotion, the strategy the real reply uses, then the
+    real reply) after the plain earlier turns, with :data:`empo.reasoning.STRUCTURED_INSTRUCTION` in the system
+    message: the same prompt ``empo generate --reasoning structured`` uses.
+    """
     from empo.data.chat import listener_indices
 
+    if reasoning == "structured":
+        return _structured_rows(dialogues, tokenizer, system_prompt, max_length)
     report = SFTReport(dialogues=len(dialogues))
     rows = []
     for d in dialogues:
@@ -102,5 +115,38 @@ def sft_rows(
         report.truncated_dialogues += truncated
         report.listener_turns += turns
         rows.append({**example, "conv_id": d.conv_id})
+    report.examples = len(rows)
+    return rows, report
+
+
+def _structured_rows(
+    dialogues: list[Any], tokenizer: Any, system_prompt: str | None, max_length: int
+) -> tuple[list[dict[str, Any]], SFTReport]:
+    from empo.data.chat import dialogue_messages, listener_indices
+    from empo.reasoning import structured_system_prompt, structured_target
+
+    system = structured_system_prompt(system_prompt)
+    report = SFTReport(dialogues=len(dialogues))
+    rows = []
+    for d in dialogues:
+        cuts = listener_indices(d)
+        if not cuts:
+            report.drop("no_listener_turn")
+            continue
+        kept = 0
+        for cut in cuts:
+            messages = dialogue_messages(d, cut, system_prompt=system)
+            last_user = next(m["content"] for m in reversed(messages) if m["role"] == "user")
+            reply = d.turns[cut].text
+            target = structured_target(d.situation, d.emotion, last_user, reply)
+            messages.append({"role": "assistant", "content": target})
+            example, turns, _ = dialogue_example(tokenizer, messages, max_length, only_last=True)
+            if example is None:
+                report.drop("too_long")
+                continue
+            kept += 1
+            report.listener_turns += turns
+            rows.append({**example, "conv_id": d.conv_id, "cut": cut, "target": target})
+        report.truncated_dialogues += kept < len(cuts)
     report.examples = len(rows)
     return rows, report

@@ -200,15 +200,17 @@ def _sample(rows: list[dict[str, Any]], n: int | None, seed: int) -> list[dict[s
 TRAIN_COLUMNS = {
     "paired": ("prompt", "chosen", "rejected", "length"),
     "unpaired": ("prompt", "completion", "label"),
-    "prompt": ("prompt",),
+    # on-policy: the reply of the data and its metadata reach the reward functions
+    "prompt": ("prompt", "reference", "emotion", "conv_id"),
 }
+OPTIONAL_COLUMNS = {"length", "reference", "emotion", "conv_id"}
 
 
 def _dataset(rows: list[dict[str, Any]], fmt: str):
     from datasets import Dataset
 
     cols = TRAIN_COLUMNS[fmt]
-    keep = [c for c in cols if c != "length" or (rows and "length" in rows[0])]
+    keep = [c for c in cols if c not in OPTIONAL_COLUMNS or (rows and c in rows[0])]
     return Dataset.from_list([{c: r[c] for c in keep} for r in rows])
 
 
@@ -417,7 +419,7 @@ def run_sft(
     dialogues = load_ed(s.data_dir, splits)
     resolved, tokenizer = load_checked_tokenizer(recipe)
     train_dialogues = _sample(dialogues["train"], s.max_train_dialogues, t.seed)
-    train_rows, train_rep = sft_rows(train_dialogues, tokenizer, s.system_prompt, t.max_length)
+    train_rows, train_rep = sft_rows(train_dialogues, tokenizer, s.system_prompt, t.max_length, s.reasoning)
     if not train_rows:
         raise EmpoError(f"no SFT example fits train.max_length={t.max_length}; raise it")
     log.info(
@@ -431,7 +433,7 @@ def run_sft(
     valid_rows, valid_rep = [], None
     if dialogues.get("valid"):
         valid_d = _sample(dialogues["valid"], t.eval_max_samples, t.seed)
-        valid_rows, valid_rep = sft_rows(valid_d, tokenizer, s.system_prompt, t.max_length)
+        valid_rows, valid_rep = sft_rows(valid_d, tokenizer, s.system_prompt, t.max_length, s.reasoning)
     policy = load_policy(recipe, resolved, tokenizer)
 
     from empo.data.ed import resolve_ed_source
@@ -490,6 +492,7 @@ def run_sft(
         "learning_rate": s.learning_rate if s.learning_rate is not None else t.learning_rate,
         "system_prompt": s.system_prompt,
         "max_length": t.max_length,
+        "reasoning": s.reasoning,
     }
     return _finish(trainer, run_dir, policy, info, recipe_yaml, hyper, extra, timer, train_metrics, has_eval)
 

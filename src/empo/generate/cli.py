@@ -51,6 +51,12 @@ def generate_command(
     plugin: str | None = typer.Option(
         None, "--plugin", help="Prompt plug-in from empo.generate.plugins (e.g. oracle-emotion)."
     ),
+    reasoning: str | None = typer.Option(
+        None,
+        "--reasoning",
+        help="plain, or structured (PEER): ask for <analysis><emotion><strategy><reply>, keep the reply in "
+        "`response` and the rest in `reasoning` [default: plain].",
+    ),
     recipe: Path | None = typer.Option(None, "--recipe", help="Recipe YAML (sections model, generate, ...)."),
     overrides: list[str] | None = typer.Option(
         None, "--set", help="Override a recipe key, e.g. --set generate.max_prompt_tokens=512 (repeatable)."
@@ -88,6 +94,7 @@ def generate_command(
             "generate.system_prompt": system_prompt,
             "generate.max_context_turns": max_context_turns,
             "generate.plugin": plugin,
+            "generate.reasoning": reasoning,
         },
     )
     run_generate(

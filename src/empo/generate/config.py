@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -31,6 +31,9 @@ class GenerateConfig(Section):
     max_context_turns: int | None = Field(default=None, ge=1)
     # Prompts longer than this (in tokens) keep their END (the latest turns); null: no limit.
     max_prompt_tokens: int | None = Field(default=None, ge=8)
+    # "structured" (PEER): the system message asks for <analysis><emotion><strategy><reply>; the output keeps only
+    # the reply in `response` (what empo eval scores) and the rest in `reasoning`. Give it more max_new_tokens.
+    reasoning: Literal["plain", "structured"] = "plain"
     # A prompt plug-in from empo.generate.plugins.PLUGINS (e.g. HEF's emotion hints), and its options.
     plugin: str | None = None
     plugin_options: dict[str, Any] = Field(default_factory=dict)

@@ -384,6 +384,11 @@ def run_generate(
         plugin.setup(records)
         for i, rec in enumerate(records):
             prompts[i], plugin_meta[i] = plugin.apply(rec["context"], rec)
+    structured = cfg.reasoning == "structured"
+    if structured:
+        from empo.reasoning import with_structured_instruction
+
+        prompts = [with_structured_instruction(p) for p in prompts]
 
     spec = recipe.model.name_or_path
     resolved = resolve_model(spec)
@@ -418,9 +423,14 @@ def run_generate(
     for i, rec in enumerate(records):
         row = dict(rec)
         row["response"] = res.texts[i]
+        if structured:
+            from empo.reasoning import split_reasoning
+
+            row["response"], row["reasoning"] = split_reasoning(res.texts[i])
         row["model"] = spec
         if plugin_meta[i] is not None:
             row["plugin"] = plugin_meta[i]
+        if plugin_meta[i] is not None or structured:
             row["prompt"] = prompts[i]
         rows.append(row)
     meta = {

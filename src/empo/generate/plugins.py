@@ -92,6 +92,6 @@ class OracleEmotion:
 def _hef(**options: Any) -> PromptPlugin:
     """HEF (arXiv 2402.11801): a small emotion classifier's top-k emotions to consider first and its emotion-cause
     words to focus on (``empo.sem.hef.HEFPlugin``; options: classifier, k, n_cause, where, show_probs)."""
-    from empo.sem.hef import HEFPlugin
+    from empo.sem.hef import create
 
-    return HEFPlugin(**options)
+    return create(**options)

@@ -32,7 +32,14 @@ def render_card(card: dict[str, Any]) -> str:
         "",
         f"- Date: {card['date']}; training took {card['train_seconds'] / 60:.1f} min on "
         f"{card['machine'].get('gpu') or card['machine']['processor']} "
-        f"({card['machine']['cpu_count']} CPUs, {card['machine']['torch_threads']} torch threads).",
+        f"({card['machine']['cpu_count']} CPUs, {card['machine']['torch_threads']} torch threads"
+        + (f", {card['train_cpu_seconds'] / 60:.1f} CPU-min" if card.get("train_cpu_seconds") else "")
+        + (
+            f", load average {card['machine']['load_average_1m']:.1f}"
+            if "load_average_1m" in card["machine"]
+            else ""
+        )
+        + ").",
         f"- Encoder: `{card['encoder']['reference']}` ({card['encoder']['path']}).",
         f"- Input: `{cfg['input']}` (seeker <= {cfg['max_seeker_tokens']} tokens, response <= "
         f"{cfg['max_response_tokens']} tokens), pooling `{cfg['pooling']}`, rationale loss weight "
@@ -42,7 +49,10 @@ def render_card(card: dict[str, Any]) -> str:
         f"layer decay {cfg['layer_decay']}), warmup {cfg['warmup_ratio']}, weight decay {cfg['weight_decay']}, "
         f"epoch selected on validation `{cfg['select_metric']}`; calibration: {card['calibration'] or 'none'}.",
         "- Data: "
-        + "; ".join(f"{k} `{v['path']}` ({v['rows']} rows, sha256 {v['sha256'][:12]})" for k, v in card["data"].items()),
+        + "; ".join(
+            f"{k} `{v['path']}` ({v['rows']} rows, sha256 {v['sha256'][:12]})"
+            for k, v in card["data"].items()
+        ),
         "",
         "## Validation (model selection)",
         "",
@@ -69,8 +79,10 @@ def render_card(card: dict[str, Any]) -> str:
             for n in card["networks"]
         ),
         "",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in card["versions"].items())
-        + (f"; git {card['git_sha'][:10]}" if card.get("git_sha") else "") + ".",
+        "Versions: "
+        + ", ".join(f"{k} {v}" for k, v in card["versions"].items())
+        + (f"; git {card['git_sha'][:10]}" if card.get("git_sha") else "")
+        + ".",
         "",
         "Data: EPITOME (Sharma et al., EMNLP 2020), academic non-commercial licence; the weights inherit it.",
         "",

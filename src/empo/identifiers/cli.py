@@ -29,16 +29,24 @@ def train_command(
         None, "--out", "-o", help="Folder to write (default: $EMPO_CACHE_DIR/identifiers/default)."
     ),
     encoder: str | None = typer.Option(
-        None, "--encoder", help="`minilm` (offline all-MiniLM-L6-v2, the default), or any HF encoder name or folder."
+        None,
+        "--encoder",
+        help="`minilm` (offline all-MiniLM-L6-v2, the default), or any HF encoder name or folder.",
     ),
-    recipe: Path | None = typer.Option(None, "--recipe", help="Recipe YAML; its `identifiers` section is used."),
+    recipe: Path | None = typer.Option(
+        None, "--recipe", help="Recipe YAML; its `identifiers` section is used."
+    ),
     overrides: list[str] = typer.Option(
         [], "--set", help="Override a setting, e.g. `--set identifiers.epochs=3` (repeatable)."
     ),
     epochs: int | None = typer.Option(None, "--epochs", help="Maximum epochs per network."),
-    seeds: str | None = typer.Option(None, "--seeds", help="Comma-separated seeds; several make an ensemble."),
+    seeds: str | None = typer.Option(
+        None, "--seeds", help="Comma-separated seeds; several make an ensemble."
+    ),
     device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda."),
-    train_csv: Path | None = typer.Option(None, "--train", help="Training CSV (default: empo_splits/train.csv)."),
+    train_csv: Path | None = typer.Option(
+        None, "--train", help="Training CSV (default: empo_splits/train.csv)."
+    ),
     val_csv: Path | None = typer.Option(None, "--val", help="Validation CSV for model selection."),
     test_csv: Path | None = typer.Option(None, "--test", help="Test CSV scored once for the card."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing identifiers folder."),
@@ -85,7 +93,9 @@ def evaluate_command(
     folder: Path | None = typer.Argument(
         None, help="Identifiers folder (default: $EMPO_CACHE_DIR/identifiers/default)."
     ),
-    data: Path | None = typer.Option(None, "--data", help="EPITOME CSV to score (default: empo_splits/test.csv)."),
+    data: Path | None = typer.Option(
+        None, "--data", help="EPITOME CSV to score (default: empo_splits/test.csv)."
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the scores as JSON to this file."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     batch_size: int = typer.Option(64, "--batch-size", min=1),

@@ -9,7 +9,9 @@ from empo.identifiers.data import MECHANISMS, default_split
 from empo.identifiers.metrics import ANCHOR_ACCURACY
 
 
-def evaluate_identifiers(identifiers: Any, data: Path | str | None = None, batch_size: int = 64) -> dict[str, Any]:
+def evaluate_identifiers(
+    identifiers: Any, data: Path | str | None = None, batch_size: int = 64
+) -> dict[str, Any]:
     """``{"data": path, "identifiers": folder, "scores": {M: {...}, "mean": {...}}, "anchor_accuracy": {...}}``."""
     from empo.identifiers.train import evaluate_on
 
@@ -28,7 +30,16 @@ def scores_rich_table(result: dict[str, Any]):
     from rich.table import Table
 
     t = Table(title=f"Empathy identifiers on {result['data']}")
-    for col in ("mechanism", "n", "accuracy", "macro-F1", "weighted F1", "F1 per level 0/1/2", "anchor acc", "Δ acc"):
+    for col in (
+        "mechanism",
+        "n",
+        "accuracy",
+        "macro-F1",
+        "weighted F1",
+        "F1 per level 0/1/2",
+        "anchor acc",
+        "Δ acc",
+    ):
         t.add_column(col, justify="left" if col == "mechanism" else "right")
     anchor = result.get("anchor_accuracy") or {}
     for m in MECHANISMS:

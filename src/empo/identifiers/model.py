@@ -94,7 +94,9 @@ def _truncate_texts(tokenizer: Any, texts: Sequence[str], max_tokens: int) -> li
     return out
 
 
-def _token_labels(offsets: Sequence[tuple[int, int]], keep: Sequence[bool], masks: list[np.ndarray]) -> np.ndarray:
+def _token_labels(
+    offsets: Sequence[tuple[int, int]], keep: Sequence[bool], masks: list[np.ndarray]
+) -> np.ndarray:
     """Per token and mechanism: 1 if the token overlaps a rationale span, 0 if not, -100 for non-response tokens."""
     labels = np.full((len(offsets), len(masks)), -100, dtype=np.int64)
     for t, ((a, b), k) in enumerate(zip(offsets, keep, strict=True)):
@@ -115,7 +117,9 @@ def encode(
 ) -> list[dict[str, Any]]:
     """Token ids (and rationale labels when ``rationales`` is given) for each (seeker, response) pair."""
     if len(seekers) != len(responses):
-        raise EmpoError(f"{len(seekers)} seeker posts but {len(responses)} responses: give one seeker per response")
+        raise EmpoError(
+            f"{len(seekers)} seeker posts but {len(responses)} responses: give one seeker per response"
+        )
     seekers = [s if isinstance(s, str) else "" for s in seekers]
     responses = [r if isinstance(r, str) else "" for r in responses]
     resp_cut = _truncate_texts(tokenizer, responses, arch.max_response_tokens)
@@ -147,7 +151,9 @@ def encode(
     return feats
 
 
-def collate(feats: Sequence[dict[str, Any]], pad_id: int, seeker_cache: dict[str, torch.Tensor] | None = None):
+def collate(
+    feats: Sequence[dict[str, Any]], pad_id: int, seeker_cache: dict[str, torch.Tensor] | None = None
+):
     """Pad a batch of :func:`encode` outputs into tensors (right padding)."""
     n = len(feats)
     width = max(len(f["input_ids"]) for f in feats)
@@ -204,7 +210,9 @@ def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
 class IdentifierNet(nn.Module):
     """Encoder -> (cross-attention to the seeker) -> pooled features -> one 3-way head per mechanism."""
 
-    def __init__(self, encoder: nn.Module, mechanisms: Sequence[str], arch: Arch, seeker_encoder: nn.Module | None):
+    def __init__(
+        self, encoder: nn.Module, mechanisms: Sequence[str], arch: Arch, seeker_encoder: nn.Module | None
+    ):
         super().__init__()
         self.arch = arch
         self.mechanisms = list(mechanisms)
@@ -259,7 +267,9 @@ class IdentifierNet(nn.Module):
         if self.arch.input == "bi":
             if seeker_states is None:
                 seeker_states = self.encode_seekers(seeker_ids, seeker_mask)
-            att, _ = self.cross(h, seeker_states, seeker_states, key_padding_mask=seeker_mask == 0, need_weights=False)
+            att, _ = self.cross(
+                h, seeker_states, seeker_states, key_padding_mask=seeker_mask == 0, need_weights=False
+            )
             h = self.cross_norm(h + att)
         tok = self.token_head(h)  # (B, T, M)
         maskf = attention_mask.unsqueeze(-1).to(h.dtype)
@@ -279,7 +289,9 @@ class IdentifierNet(nn.Module):
                 w = torch.softmax(scores, dim=-1).unsqueeze(-1)
                 f = torch.cat([cls, (w * h).sum(1)], -1)
             pooled.append(f)
-        logits = torch.stack([self.heads[m](self.drop(f)) for m, f in zip(self.mechanisms, pooled, strict=True)], 1)
+        logits = torch.stack(
+            [self.heads[m](self.drop(f)) for m, f in zip(self.mechanisms, pooled, strict=True)], 1
+        )
         return logits, tok
 
 
@@ -335,7 +347,9 @@ class Identifiers:
         )
 
     @torch.inference_mode()
-    def raw_probs(self, seekers: Sequence[str], responses: Sequence[str], batch_size: int = 32) -> dict[str, np.ndarray]:
+    def raw_probs(
+        self, seekers: Sequence[str], responses: Sequence[str], batch_size: int = 32
+    ) -> dict[str, np.ndarray]:
         """Ensemble-averaged level probabilities before calibration."""
         from empo.log import track
 
@@ -372,9 +386,14 @@ class Identifiers:
         probs = self.raw_probs(seekers, responses, batch_size)
         return {m: apply_calibration(p, self.calibration.get(m)) for m, p in probs.items()}
 
-    def predict(self, seekers: Sequence[str], responses: Sequence[str], batch_size: int = 32) -> dict[str, np.ndarray]:
+    def predict(
+        self, seekers: Sequence[str], responses: Sequence[str], batch_size: int = 32
+    ) -> dict[str, np.ndarray]:
         """Mechanism -> array ``(n,)`` of levels 0/1/2 (the most probable level)."""
-        return {m: p.argmax(1).astype(np.int64) for m, p in self.predict_proba(seekers, responses, batch_size).items()}
+        return {
+            m: p.argmax(1).astype(np.int64)
+            for m, p in self.predict_proba(seekers, responses, batch_size).items()
+        }
 
     # ------------------------------------------------------------------------------------------- persistence
 
@@ -424,7 +443,9 @@ class Identifiers:
         try:
             index = json.loads(index_file.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise EmpoError(f"{index_file}: not valid JSON ({exc}); retrain with `empo identifiers train`") from None
+            raise EmpoError(
+                f"{index_file}: not valid JSON ({exc}); retrain with `empo identifiers train`"
+            ) from None
         if index.get("format") != FORMAT_VERSION:
             raise EmpoError(
                 f"{index_file}: format {index.get('format')!r} is not {FORMAT_VERSION}; retrain with "
@@ -450,7 +471,9 @@ class Identifiers:
                     f"unexpected {unexpected[:3]}); retrain with `empo identifiers train`"
                 )
             net.to(dev).eval()
-            members.append(Member(net=net, mechanisms=list(spec["mechanisms"]), seed=int(spec.get("seed", 0))))
+            members.append(
+                Member(net=net, mechanisms=list(spec["mechanisms"]), seed=int(spec.get("seed", 0)))
+            )
         return cls(
             members,
             tokenizer,

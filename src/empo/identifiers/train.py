@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import time
@@ -130,8 +131,14 @@ def _load_encoder(path: str) -> tuple[Any, Any]:
 
 
 @torch.inference_mode()
-def _net_probs(net: IdentifierNet, feats: list[dict[str, Any]], pad_id: int, device: torch.device,
-               cache: dict[str, torch.Tensor] | None, batch_size: int = 64) -> np.ndarray:
+def _net_probs(
+    net: IdentifierNet,
+    feats: list[dict[str, Any]],
+    pad_id: int,
+    device: torch.device,
+    cache: dict[str, torch.Tensor] | None,
+    batch_size: int = 64,
+) -> np.ndarray:
     """Probabilities ``(n, mechanisms, 3)`` of one network."""
     net.eval()
     out = np.zeros((len(feats), len(net.mechanisms), len(LEVELS)), dtype=np.float64)
@@ -144,8 +151,13 @@ def _net_probs(net: IdentifierNet, feats: list[dict[str, Any]], pad_id: int, dev
 
 
 @torch.inference_mode()
-def _seeker_cache(net: IdentifierNet, feats_list: list[list[dict[str, Any]]], pad_id: int,
-                  device: torch.device, batch_size: int = 64) -> dict[str, torch.Tensor]:
+def _seeker_cache(
+    net: IdentifierNet,
+    feats_list: list[list[dict[str, Any]]],
+    pad_id: int,
+    device: torch.device,
+    batch_size: int = 64,
+) -> dict[str, torch.Tensor]:
     """Frozen encodings of every distinct seeker post (input "bi"): computed once, reused every step."""
     seen: dict[str, list[int]] = {}
     for feats in feats_list:
@@ -188,8 +200,9 @@ def _train_network(
     pad_id = tokenizer.pad_token_id
 
     use_rat = cfg.rationale_weight > 0 and all(m in train.rationales for m in mechanisms)
-    train_feats = encode(tokenizer, arch, train.seekers, train.responses,
-                         train.rationales if use_rat else None, mechanisms)
+    train_feats = encode(
+        tokenizer, arch, train.seekers, train.responses, train.rationales if use_rat else None, mechanisms
+    )
     val_feats = encode(tokenizer, arch, val.seekers, val.responses)
     cache = _seeker_cache(net, [train_feats, val_feats], pad_id, device) if arch.input == "bi" else None
 
@@ -202,7 +215,7 @@ def _train_network(
     lengths = [len(f["input_ids"]) for f in train_feats]
     steps_per_epoch = (len(train_feats) + cfg.batch_size - 1) // cfg.batch_size
     total = steps_per_epoch * cfg.epochs
-    warm = int(round(cfg.warmup_ratio * total))
+    warm = round(cfg.warmup_ratio * total)
 
     def lr_factor(step: int) -> float:
         if step < warm:
@@ -229,7 +242,8 @@ def _train_network(
             logits, tok = net(**batch)
             yb = y[idx].to(device)
             loss = sum(
-                nn.functional.cross_entropy(logits[:, j], yb[:, j], weight=weights[j]) for j in range(len(mechanisms))
+                nn.functional.cross_entropy(logits[:, j], yb[:, j], weight=weights[j])
+                for j in range(len(mechanisms))
             ) / len(mechanisms)
             if rat is not None:
                 valid = (rat >= 0).float()
@@ -245,10 +259,15 @@ def _train_network(
             seen += len(idx)
             loss_sum += loss.item() * len(idx)
             rate = seen / max(1e-9, time.perf_counter() - t0)
-            prog.update(task, advance=1, rate=f"ep {epoch}/{cfg.epochs} loss {loss_sum / seen:.3f} {rate:.0f} ex/s")
+            prog.update(
+                task, advance=1, rate=f"ep {epoch}/{cfg.epochs} loss {loss_sum / seen:.3f} {rate:.0f} ex/s"
+            )
         probs = _net_probs(net, val_feats, pad_id, device, cache)
-        scores = score_all({m: val.levels[m] for m in mechanisms},
-                           {m: probs[:, j].argmax(1) for j, m in enumerate(mechanisms)}, tuple(mechanisms))
+        scores = score_all(
+            {m: val.levels[m] for m in mechanisms},
+            {m: probs[:, j].argmax(1) for j, m in enumerate(mechanisms)},
+            tuple(mechanisms),
+        )
         sel = selection_score(scores, cfg.select_metric, tuple(mechanisms))
         rec = {
             "epoch": epoch,
@@ -262,9 +281,14 @@ def _train_network(
         history.append(rec)
         log.info(
             "%s epoch %d: loss %.3f, val %s, select %.4f (%.0f s)",
-            label, epoch, rec["train_loss"],
-            ", ".join(f"{m} acc {scores[m]['accuracy']:.3f} F1 {scores[m]['macro_f1']:.3f}" for m in mechanisms),
-            sel, rec["seconds"],
+            label,
+            epoch,
+            rec["train_loss"],
+            ", ".join(
+                f"{m} acc {scores[m]['accuracy']:.3f} F1 {scores[m]['macro_f1']:.3f}" for m in mechanisms
+            ),
+            sel,
+            rec["seconds"],
         )
         if sel > best_score + 1e-9:
             best_score, best_epoch, bad = sel, epoch, 0
@@ -277,8 +301,14 @@ def _train_network(
     prog.update(task, completed=total)
     net.load_state_dict(best_state)
     net.eval()
-    info = {"mechanisms": mechanisms, "seed": seed, "best_epoch": best_epoch, "best_val_select": best_score,
-            "seconds": time.perf_counter() - t_start, "epochs": history}
+    info = {
+        "mechanisms": mechanisms,
+        "seed": seed,
+        "best_epoch": best_epoch,
+        "best_val_select": best_score,
+        "seconds": time.perf_counter() - t_start,
+        "epochs": history,
+    }
     return net, tokenizer, info
 
 
@@ -303,7 +333,13 @@ def fit(cfg: IdentifiersConfig) -> FitResult:
     groups = [[m] for m in MECHANISMS] if cfg.separate else [list(MECHANISMS)]
     log.info(
         "training %d network(s) on %d pairs (%s), selecting on %d (%s); encoder %s; device %s, %d threads",
-        len(groups) * len(cfg.seeds), len(train), train_path, len(val), val_path, encoder_path, device,
+        len(groups) * len(cfg.seeds),
+        len(train),
+        train_path,
+        len(val),
+        val_path,
+        encoder_path,
+        device,
         torch.get_num_threads(),
     )
     members: list[Member] = []
@@ -312,13 +348,17 @@ def fit(cfg: IdentifiersConfig) -> FitResult:
     with progress() as prog:
         for seed in cfg.seeds:
             for mechs in groups:
-                net, tokenizer, info = _train_network(cfg, encoder_path, mechs, seed, train, val, device, prog)
+                net, tokenizer, info = _train_network(
+                    cfg, encoder_path, mechs, seed, train, val, device, prog
+                )
                 members.append(Member(net=net, mechanisms=mechs, seed=seed))
                 history.append(info)
     ident = Identifiers(members, tokenizer, Arch.from_config(cfg), MECHANISMS)
     probs = ident.raw_probs(val.seekers, val.responses, batch_size=64)
     if cfg.calibrate:
-        ident.calibration = {m: fit_calibration(probs[m], val.levels[m], cfg.select_metric) for m in MECHANISMS}
+        ident.calibration = {
+            m: fit_calibration(probs[m], val.levels[m], cfg.select_metric) for m in MECHANISMS
+        }
         log.info("calibration (log-prior shifts of levels 0/1/2): %s", ident.calibration)
     val_scores = score_all(val.levels, ident.predict(val.seekers, val.responses, batch_size=64))
     return FitResult(
@@ -340,14 +380,16 @@ def evaluate_on(identifiers: Identifiers, path: Path, batch_size: int = 64) -> d
 
 
 def _machine() -> dict[str, Any]:
-    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
-    try:
+    with contextlib.suppress(OSError):
         info["load_average_1m"] = os.getloadavg()[0]
-    except OSError:
-        pass
     return info
 
 
@@ -370,6 +412,7 @@ def train_identifiers(cfg: IdentifiersConfig, out: Path, overwrite: bool = False
     for p in (train_path, val_path):
         read_epitome_csv(p)  # fail on bad data before anything heavy starts
     started = datetime.now(UTC)
+    cpu0 = time.process_time()
     result = fit(cfg)
     ident = result.identifiers
     test_scores = None
@@ -380,6 +423,9 @@ def train_identifiers(cfg: IdentifiersConfig, out: Path, overwrite: bool = False
         "levels 0 none, 1 weak, 2 strong)",
         "date": started.isoformat(timespec="seconds"),
         "train_seconds": round(result.seconds, 1),
+        # CPU time of this process (all threads) for training: with a busy machine the wall time above
+        # overstates the work, this does not (spin-waiting threads can inflate it a little).
+        "train_cpu_seconds": round(time.process_time() - cpu0, 1),
         "machine": _machine(),
         "encoder": {"reference": cfg.encoder, "path": result.encoder_path},
         "data": {
@@ -387,7 +433,11 @@ def train_identifiers(cfg: IdentifiersConfig, out: Path, overwrite: bool = False
             for name, p, n in (
                 ("train", train_path, result.n_train),
                 ("val", val_path, result.n_val),
-                *((("test", test_path, test_scores["ER"]["n"] if test_scores else 0),) if test_scores else ()),
+                *(
+                    (("test", test_path, test_scores["ER"]["n"] if test_scores else 0),)
+                    if test_scores
+                    else ()
+                ),
             )
         },
         "config": cfg.model_dump(mode="json"),

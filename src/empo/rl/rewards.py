@@ -15,7 +15,6 @@ Completions may be conversational (``[{"role": "assistant", "content": ...}]``) 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,7 +191,10 @@ def _empathy_match(ctx: RewardContext) -> RewardFn:
             lv = identifiers.predict([s for s, _ in missing], [r for _, r in missing])
             for i, key in enumerate(missing):
                 ref_cache[key] = {m: int(lv[m][i]) for m in MECHANISMS}
-        ref_levels = {m: np.array([ref_cache[(s, r)][m] for s, r in zip(seekers, refs, strict=True)]) for m in MECHANISMS}
+        ref_levels = {
+            m: np.array([ref_cache[(s, r)][m] for s, r in zip(seekers, refs, strict=True)])
+            for m in MECHANISMS
+        }
         probs = identifiers.predict_proba(seekers, _replies(completions, ctx.structured))
         return [float(x) for x in empathy_match(probs, ref_levels)]
 
@@ -218,8 +220,15 @@ def parse_reward_specs(specs: Sequence[str]) -> list[tuple[str, float]]:
     return out
 
 
-def make_reward_funcs(specs: Sequence[str], ctx: RewardContext | None = None) -> tuple[list[RewardFn], list[float]]:
+def make_reward_funcs(
+    specs: Sequence[str], ctx: RewardContext | None = None
+) -> tuple[list[RewardFn], list[float]]:
     """Build TRL reward functions and their weights (for ``reward_weights``) from reward specs."""
     ctx = ctx or RewardContext()
     parsed = parse_reward_specs(specs)
-    return [REWARDS.get(n)(ctx) for n, _ in parsed], [w for _, w in parsed]
+    funcs = []
+    for name, _ in parsed:
+        fn = REWARDS.get(name)(ctx)
+        fn.__name__ = name  # TRL logs rewards/<__name__>/mean: use the name the user wrote
+        funcs.append(fn)
+    return funcs, [w for _, w in parsed]

@@ -34,6 +34,7 @@ _STOPWORD_TEXT = """
     getting go going went gone one ones thing things something anything lot lots much many well oh um uh yeah
     yes ok okay like would've could've should've s t d ll m re ve
     see saw seen tell told say said says make made making take took come came know knew think thought put
+    feel feels felt feeling last
     """
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 

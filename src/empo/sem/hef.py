@@ -86,10 +86,12 @@ class HEFPlugin:
         where: Literal["system", "user"] = "system",
         show_probs: bool = False,
     ) -> None:
-        if k < 1:
-            raise ValueError("k must be at least 1")
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        if not isinstance(n_cause, int) or n_cause < 0:
+            raise ValueError(f"n_cause must be a non-negative integer, got {n_cause!r}")
         if where not in ("system", "user"):
-            raise ValueError("where must be 'system' or 'user'")
+            raise ValueError(f"where must be 'system' or 'user', got {where!r}")
         self._classifier_spec = classifier
         self._clf: ProbClassifier | None = None
         self.k = k
@@ -160,6 +162,25 @@ class HEFPlugin:
         out = add_hint(messages, hint, self.where)
         meta = {"name": self.name, **copy.deepcopy(found), "hint": hint}
         return out, meta
+
+
+OPTIONS = ("classifier", "k", "n_cause", "where", "show_probs")
+
+
+def create(**options: Any) -> HEFPlugin:
+    """Build the plug-in from ``generate.plugin_options``; a wrong option is a one-line error naming it."""
+    from empo.errors import EmpoError
+
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise EmpoError(
+            f"hef plug-in: unknown option(s) {', '.join(unknown)}; known: {', '.join(OPTIONS)} "
+            "(set them with --set generate.plugin_options.KEY=VALUE)"
+        )
+    try:
+        return HEFPlugin(**options)
+    except (TypeError, ValueError) as exc:
+        raise EmpoError(f"hef plug-in: {exc}") from None
 
 
 def add_hint(messages: Sequence[dict[str, str]], hint: str, where: str = "system") -> list[dict[str, str]]:
