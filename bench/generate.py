@@ -27,6 +27,13 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--batch-sizes", default="16,32,64", help="comma-separated batch sizes to time")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="model dtype, as model.dtype in a recipe [default: auto, as `empo generate`: fp32 on CPU, bf16 on a "
+        "GPU that has it]",
+    )
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", type=Path, default=None, help="write the numbers as JSON here")
     args = ap.parse_args()
@@ -41,7 +48,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     resolved = resolve_model(args.model)
     tok = load_tokenizer(resolved, padding_side="left")
-    model = load_causal_lm(resolved, ModelConfig(device=args.device, dtype="float32"), merge_adapter=True)
+    model = load_causal_lm(resolved, ModelConfig(device=args.device, dtype=args.dtype), merge_adapter=True)
     records = records_from_ed(args.data_dir, "test", limit=args.n)
     prompts = [r["context"] for r in records]
     kw = dict(max_new_tokens=args.max_new_tokens)
@@ -98,6 +105,7 @@ def main() -> None:
                 {
                     "model": args.model,
                     "device": device,
+                    "dtype": str(next(model.parameters()).dtype),
                     "hardware": hw,
                     "n": len(prompts),
                     "max_new_tokens": args.max_new_tokens,

@@ -74,6 +74,8 @@ def training_rewards(run_dir: Path, k: int = 3) -> dict:
     """Mean training reward (sampled completions, train prompts) of the first and last ``k`` logged steps."""
     rows = [json.loads(line) for line in (run_dir / "logs.jsonl").read_text().splitlines()]
     steps = [r for r in rows if "rewards/empathy-match/mean" in r and "loss" in r]
+    if not steps:
+        return {"steps": 0, "note": "no logged step with rewards/empathy-match/mean (another reward?)"}
     first, last = steps[:k], steps[-k:]
 
     def mean(rs: list[dict], key: str) -> float:
@@ -97,7 +99,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=64, help="first N shared ED test dialogues (237 in all)")
     ap.add_argument("--max-new-tokens", type=int, default=40)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--out", type=Path, default=REPO / "runs" / "rl")
+    ap.add_argument("--out", type=Path, default=None, help="output folder (default: runs/rl-<algo>)")
     ap.add_argument("--identifiers", default=None, help="identifiers folder (default: the cached default)")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="recipe override for align")
     ap.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
@@ -106,7 +108,8 @@ def main() -> None:
     unknown = sorted(set(steps) - set(STEPS))
     if unknown:
         ap.error(f"unknown step(s) {unknown}; choose from {','.join(STEPS)}")
-    out: Path = args.out
+    # One folder per algorithm by default: summary.json and eval/ describe one run each.
+    out: Path = args.out or REPO / "runs" / f"rl-{args.algo}"
     out.mkdir(parents=True, exist_ok=True)
     run_dir = out / args.algo
     recipe = REPO / "recipes" / "smollm2-135m" / f"{args.algo}.yaml"

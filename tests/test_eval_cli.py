@@ -237,6 +237,24 @@ def test_cli_scores_without_models(tmp_path: Path):
     assert "identifiers" in m["skipped"] and "bertscore" in m["skipped"]
 
 
+def test_inputs_answering_different_dialogues_are_flagged(tmp_path: Path, caplog):
+    from empo.evaluation.scoring import GenInput, read_gen, warn_if_different_dialogues
+
+    a, b = write_gen(tmp_path / "a.jsonl", 0), write_gen(tmp_path / "b.jsonl", 1)
+    ra, rb = read_gen(a), read_gen(b)
+    assert warn_if_different_dialogues([GenInput("a", a, ra), GenInput("b", b, rb)])
+    with caplog.at_level("WARNING", logger="empo"):
+        assert not warn_if_different_dialogues([GenInput("a", a, ra), GenInput("b", b, rb[:-1])])
+    assert "answer different dialogues" in caplog.text
+
+
+def test_bertscore_none_in_a_recipe_turns_it_off():
+    from empo.evaluation.config import EvalConfig
+
+    assert EvalConfig(bertscore_model="none").bertscore_model is None
+    assert EvalConfig(bertscore_model="minilm").bertscore_model == "minilm"
+
+
 @pytest.mark.parametrize(
     ("body", "match"),
     [

@@ -49,6 +49,11 @@ def test_structure_score_cases():
     )
     # out of order: reply first, then analysis -> only one of them counts in the canonical order
     assert structure_score("<reply>r</reply><analysis>a</analysis>") == 0.25
+    # the longest in-order run counts, not a greedy scan: analysis, emotion, reply are in order -> 3 of 4
+    assert (
+        structure_score("<strategy>s</strategy><analysis>a</analysis><emotion>e</emotion><reply>r</reply>")
+        == 0.75
+    )
 
 
 def test_empathy_match_is_product_of_reference_level_probs():
@@ -75,6 +80,8 @@ def test_redundancy_rewards_use_groups():
     # first two share a group -> identical -> across = 1 -> reward 0; the third is alone -> 1
     assert redundancy_rewards(texts, [0, 0, 1]) == [0.0, 0.0, 1.0]
     assert redundancy_rewards(texts, [0, 1, 2]) == [1.0, 1.0, 1.0]
+    # an empty completion repeats nothing but must not win: 0
+    assert redundancy_rewards(["", "a b c d"], [0, 1]) == [0.0, 1.0]
 
 
 def test_length_rewards():

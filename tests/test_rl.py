@@ -113,6 +113,8 @@ def test_group_size_must_divide_the_batch(tmp_path: Path, tiny_model_dir: Path, 
     recipe = rl_recipe(tiny_model_dir, prefs_dir, "grpo", "grpo.num_generations=3")
     with pytest.raises(RecipeError, match=r"must be a multiple of grpo.num_generations = 3"):
         run_align(recipe, tmp_path / "g")
+    # checked before the model loads or the run folder is made: a corrected re-run needs no --overwrite
+    assert not (tmp_path / "g").exists()
     with pytest.raises(RecipeError, match=r"grpo.rewards: .*unknown reward 'empathy'"):
         rl_recipe(tiny_model_dir, prefs_dir, "grpo", "grpo.rewards=[empathy]")
 

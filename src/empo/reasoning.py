@@ -85,19 +85,20 @@ def format_structured(analysis: str, emotion: str, strategy: str, reply: str) ->
 
 
 def structure_score(text: str) -> float:
-    """Fraction of the four sections present, non-empty and in the canonical order (1.0 = well-formed)."""
+    """Fraction of the four sections present, non-empty and in the canonical order (1.0 = well-formed): the
+    longest subsequence of the non-empty sections found whose order agrees with the canonical one, over four.
+
+    ``<strategy><analysis><emotion><reply>`` scores 0.75 (analysis, emotion, reply are in order)."""
     parsed = parse_structured(text)
-    expected = list(SECTIONS)
-    got = [n for n in parsed.order if parsed.sections[n]]
-    # Longest prefix-ordered subsequence of the canonical order that is present and non-empty.
-    score, i = 0, 0
-    for name in got:
-        while i < len(expected) and expected[i] != name:
-            i += 1
-        if i < len(expected):
-            score += 1
-            i += 1
-    return score / len(SECTIONS)
+    rank = {name: i for i, name in enumerate(SECTIONS)}
+    positions = [rank[n] for n in parsed.order if parsed.sections[n]]
+    # Longest strictly increasing subsequence of canonical positions (at most four items: O(n^2) is nothing).
+    best = [1] * len(positions)
+    for j in range(len(positions)):
+        for i in range(j):
+            if positions[i] < positions[j]:
+                best[j] = max(best[j], best[i] + 1)
+    return max(best, default=0) / len(SECTIONS)
 
 
 # ------------------------------------------------------------------------------------- prompts and SFT targets

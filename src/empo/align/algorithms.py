@@ -61,6 +61,10 @@ class Algorithm:
         """The block as a dict (for the model card and metrics)."""
         return self.block(recipe).model_dump(mode="json")
 
+    def check(self, recipe: Recipe) -> None:
+        """Recipe checks that need no model: run before anything is loaded or written (raise RecipeError)."""
+        return None
+
     def make_config(self, ctx: TrainContext) -> Any:
         raise NotImplementedError
 

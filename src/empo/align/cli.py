@@ -86,7 +86,7 @@ def align_command(
     reasoning: str | None = typer.Option(
         None,
         "--reasoning",
-        help="GRPO/RLOO: plain replies or PEER's structured reasoning (rewards judge only <reply>) "
+        help="GRPO/RLOO: plain replies or PEER's structured reasoning (rewards judge only `<reply>`) "
         "[default: plain].",
     ),
 ) -> None:
@@ -106,7 +106,7 @@ def align_command(
 
     GRPO with EmpRL's reward (the chosen response of each pair is the reference):
 
-        empo align --algo grpo --model smollm2-135m --prefs runs/prefs --out runs/grpo \
+        empo align --algo grpo --model smollm2-135m --prefs runs/prefs --out runs/grpo \\
           --reward empathy-match --reward length=0.2 --set grpo.num_generations=4 --max-steps 20
 
     Continue an interrupted run: `empo align --out runs/dpo --resume`.
@@ -160,7 +160,7 @@ def sft_command(
     reasoning: str | None = typer.Option(
         None,
         "--reasoning",
-        help="plain replies, or structured (PEER): <analysis><emotion><strategy><reply> targets built from ED "
+        help="plain replies, or structured (PEER): `<analysis><emotion><strategy><reply>` targets built from ED "
         "[default: plain].",
     ),
 ) -> None:

@@ -41,9 +41,9 @@ class OnlineAlgorithm(Algorithm):
     config_class: ClassVar[str] = ""
     trainer_class: ClassVar[str] = ""
 
-    def check(self, ctx: TrainContext) -> None:
+    def check(self, recipe: Any) -> None:
         """GRPO/RLOO sample whole groups: the batch must hold complete groups of ``num_generations``."""
-        block, t = self.block(ctx.recipe), ctx.recipe.train
+        block, t = self.block(recipe), recipe.train
         k = block.num_generations
         per_step = t.per_device_train_batch_size * t.gradient_accumulation_steps
         if per_step % k:
@@ -67,7 +67,7 @@ class OnlineAlgorithm(Algorithm):
 
         from empo.rl.rewards import parse_reward_specs
 
-        self.check(ctx)
+        self.check(ctx.recipe)
         block = self.block(ctx.recipe)
         config_cls = getattr(importlib.import_module(self.trl_module), self.config_class)
         return config_cls(

@@ -309,6 +309,7 @@ def run_align(
     algo = get_algorithm(recipe.align.algo)
     if not recipe.align.prefs_dir:
         raise RecipeError("no preference data: pass --prefs PREFS_DIR (or set align.prefs_dir in the recipe)")
+    algo.check(recipe)  # before anything is loaded or written: a bad batch leaves no half-made run folder
     runlib.check_run_dir(run_dir, overwrite=overwrite, resume=resume)
 
     data = read_prefs(recipe.align.prefs_dir, with_valid=recipe.train.do_eval)

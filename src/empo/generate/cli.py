@@ -49,12 +49,14 @@ def generate_command(
         None, "--max-context-turns", min=1, help="Keep only the last N turns of context [default: all]."
     ),
     plugin: str | None = typer.Option(
-        None, "--plugin", help="Prompt plug-in from empo.generate.plugins (e.g. oracle-emotion)."
+        None,
+        "--plugin",
+        help='Prompt plug-in from empo.generate.plugins: hef (emotion classifier + cause words, README "HEF") or oracle-emotion (the gold ED label, an upper bound).',
     ),
     reasoning: str | None = typer.Option(
         None,
         "--reasoning",
-        help="plain, or structured (PEER): ask for <analysis><emotion><strategy><reply>, keep the reply in "
+        help="plain, or structured (PEER): ask for `<analysis><emotion><strategy><reply>`, keep the reply in "
         "`response` and the rest in `reasoning` [default: plain].",
     ),
     recipe: Path | None = typer.Option(None, "--recipe", help="Recipe YAML (sections model, generate, ...)."),

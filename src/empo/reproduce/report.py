@@ -194,13 +194,17 @@ def gather(pipe: Pipeline) -> dict[str, Any]:
 
     # MMLU
     mm = {who: _read_json(pipe.path(f"mmlu_{who}") / "metrics.json") for who in ("base", "aligned")}
+    from empo.suites.summary import binomial_stderr
+
     if pipe.mmlu_skip:
         s["mmlu_skip"] = pipe.mmlu_skip
     elif mm["base"] and mm["aligned"]:
         s["mmlu"] = {
             who: {
                 "accuracy": mm[who]["overall"]["value"],
-                "stderr": mm[who]["overall"]["stderr"],
+                "stderr": mm[who]["overall"]["stderr"]
+                if mm[who]["overall"]["stderr"] is not None
+                else binomial_stderr(mm[who]["overall"]["value"], mm[who]["overall"]["n"]),
                 "n": mm[who]["overall"]["n"],
             }
             for who in ("base", "aligned")
@@ -286,7 +290,24 @@ def gather(pipe: Pipeline) -> dict[str, Any]:
             "delta_points": (a - b) * 100,
             "met": abs(a - b) * 100 <= 2.0,
         }
+        pr = s["mmlu"].get("paired")
+        if pr and pr.get("se"):
+            # Is the change distinguishable from noise? |delta| > 2 paired standard errors.
+            s["target_mmlu"]["se_points"] = pr["se"] * 100
+            s["target_mmlu"]["significant"] = abs(a - b) > 2 * pr["se"]
     return s
+
+
+def noise_note(tm: dict[str, Any]) -> str:
+    """How to read an MMLU verdict given its paired uncertainty."""
+    if "significant" not in tm:
+        return ""
+    if tm["significant"]:
+        return f"the change is beyond 2 paired se ({tm['se_points']:.1f} points)"
+    return (
+        f"the change is within 2 paired se ({tm['se_points']:.1f} points) of zero: not distinguishable from no "
+        "change at this sample size (raise suite.limit for a sharper test)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- charts
@@ -503,7 +524,8 @@ def markdown(s: dict[str, Any]) -> str:
             f"- MMLU within 2 points of base: **{'met' if tm['met'] else 'NOT met'}**: "
             f"{tm['base'] * 100:.1f}% -> {tm['aligned'] * 100:.1f}% ({tm['delta_points']:+.1f} points{unc}). "
             f"With {m['base']['n']} questions the accuracy itself has a standard error of about "
-            f"{(m['base']['stderr'] or 0) * 100:.1f} points: this catches a collapse, not a 1-point change."
+            f"{(m['base']['stderr'] or 0) * 100:.1f} points: this catches a collapse, not a 1-point change"
+            + (f"; {noise_note(tm)}." if noise_note(tm) else ".")
         )
     else:
         parts.append(f"- MMLU: **not run**: {s.get('mmlu_skip') or 'no results'}.")
@@ -663,7 +685,8 @@ def verdict_lines(s: dict[str, Any]) -> list[str]:
     if tm:
         out.append(
             f"MMLU target (within 2 points): {'met' if tm['met'] else 'NOT met'} "
-            f"({tm['base'] * 100:.1f}% -> {tm['aligned'] * 100:.1f}%, {tm['delta_points']:+.1f} points)"
+            f"({tm['base'] * 100:.1f}% -> {tm['aligned'] * 100:.1f}%, {tm['delta_points']:+.1f} points"
+            + (f"; {noise_note(tm)})" if noise_note(tm) else ")")
         )
     elif s.get("mmlu_skip"):
         out.append(f"MMLU: not run: {s['mmlu_skip']}")

@@ -3,7 +3,7 @@
 Both on-policy algorithms share the same knobs: the KL coefficient, how many completions are sampled per prompt,
 the sampling temperature, the completion length, the rewards (``NAME`` or ``NAME=WEIGHT`` from
 :data:`empo.rl.rewards.REWARDS`) and the reasoning mode (``plain`` replies, or PEER's ``structured`` reasoning whose
-reply alone is scored by empathy-match and length).
+reply alone is scored by empathy-match, length and redundancy).
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ Two layers:
    spec like ``empathy-match=1 structure=0.5`` is a weighted sum computed (and logged per reward) by TRL itself.
 
 Completions may be conversational (``[{"role": "assistant", "content": ...}]``) or plain strings. In structured mode
-(PEER) empathy-match and length score only the ``<reply>`` section.
+(PEER) empathy-match, length and redundancy score only the ``<reply>`` section; structure scores the whole
+completion.
 """
 
 from __future__ import annotations
@@ -82,13 +83,18 @@ def redundancy_rewards(texts: Sequence[str], groups: Sequence[Any], n: int = 3) 
     """PEER's anti-redundancy reward: ``(1 - within) * (1 - across)`` in [0, 1].
 
     ``within``: repeated n-grams inside a completion; ``across``: n-gram overlap with the other samples drawn for
-    the same prompt (``groups`` gives each completion's prompt id). 1.0 = no repetition at all.
+    the same prompt (``groups`` gives each completion's prompt id). 1.0 = no repetition at all. An empty completion
+    gets 0 (it repeats nothing, but it must not win a reward that is about repetition). It measures repetition
+    only: combine it with ``empathy-match`` or ``length``, never use it alone.
     """
     by_group: dict[Any, list[int]] = {}
     for i, g in enumerate(groups):
         by_group.setdefault(g, []).append(i)
     out = []
     for i, text in enumerate(texts):
+        if not text.strip():
+            out.append(0.0)
+            continue
         others = [texts[j] for j in by_group[groups[i]] if j != i]
         out.append((1.0 - repetition_within(text, n)) * (1.0 - overlap_across(text, others, n)))
     return out

@@ -43,7 +43,7 @@ def train_command(
         None, "--augment/--no-augment", help="Also train on the aug_text paraphrases (default: yes)."
     ),
     data: Path = typer.Option(
-        None, "--data", help="The ed_situations folder (default: <data root>/ed_situations)."
+        None, "--data", help="The ed_situations folder (default: `$EMPO_DATA_DIR/ed_situations`)."
     ),
     seed: int = typer.Option(None, "--seed", help="Random seed (default 0)."),
     device: str = typer.Option(None, "--device", help="auto, cpu or cuda."),

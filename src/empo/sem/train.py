@@ -35,7 +35,7 @@ log = get_logger(__name__)
 
 
 class SemTrainConfig(Section):
-    """How to train the emotion classifier (the ``sem`` block of a recipe, or ``empo sem train`` flags)."""
+    """How to train the emotion classifier (``empo sem train`` flags; ``--set KEY=VALUE`` sets any field by name)."""
 
     encoder: str = Field(
         "minilm", description="encoder: 'minilm' (offline all-MiniLM-L6-v2), a folder or a hub name"
@@ -277,6 +277,11 @@ def _finetune(cfg: SemTrainConfig, clf: EmotionClassifier, train, valid) -> dict
     }
 
 
+def _absolute_if_local(spec: str) -> str:
+    path = Path(spec).expanduser()
+    return str(path.resolve()) if path.is_dir() else spec
+
+
 def fit_classifier(cfg: SemTrainConfig) -> tuple[EmotionClassifier, dict[str, Any]]:
     """Train a classifier in memory (no files written except the embedding cache); return it and its log."""
     import torch
@@ -306,7 +311,8 @@ def fit_classifier(cfg: SemTrainConfig) -> tuple[EmotionClassifier, dict[str, An
         torch.nn.Linear(dim, len(labels)),
         labels,
         max_length=cfg.max_length,
-        config={"encoder": cfg.encoder, "mode": cfg.mode},
+        # A local encoder folder is recorded absolute: the classifier then loads from any working directory.
+        config={"encoder": _absolute_if_local(cfg.encoder), "mode": cfg.mode},
         device=cfg.device,
     )
     info: dict[str, Any] = {

@@ -63,6 +63,28 @@ def _pooled(values: list[float], stderrs: list[float | None], sizes: list[int]) 
     return value, pooled_sample_stderr([float(s) for s in stderrs if s is not None], sizes)
 
 
+def binomial_stderr(value: float | None, n: int | None) -> float | None:
+    """Sample stderr of a mean of 0/1 scores, sqrt(p (1 - p) / (n - 1)) (lm-eval's ``sample_stderr`` for acc).
+
+    Used for a group or category of accuracy tasks when lm-eval's pooled stderr cannot be computed (a member with
+    fewer than 2 questions, e.g. ``--limit 1``): it treats the questions as one sample, ignoring the strata (the
+    subjects), which makes it a little conservative."""
+    if value is None or n is None or n < 2 or not 0.0 <= value <= 1.0:
+        return None
+    return math.sqrt(value * (1.0 - value) / (n - 1))
+
+
+def _fill_stderr(entry: dict[str, Any]) -> dict[str, Any]:
+    if entry.get("stderr") is None and str(entry.get("metric", "")).split(",")[0] in ("acc", "acc_norm"):
+        se = binomial_stderr(entry.get("value"), entry.get("n"))
+        if se is not None:
+            entry["stderr"], entry["stderr_source"] = (
+                se,
+                "binomial (lm-eval's pooled stderr needs >= 2 per task)",
+            )
+    return entry
+
+
 def summarise(
     results: dict[str, Any],
     leaves: list[str],
@@ -103,20 +125,16 @@ def summarise(
         members = [t for t in _leaves_of(g, subtasks) if t in tasks]
         n = sum(tasks[t]["n"] or 0 for t in members) or None
         preferred = metric_of.get(members[0]) if members else None
-        groups[g] = {**_entry(r, pick_metric(r, preferred), n), "tasks": len(members)}
+        groups[g] = _fill_stderr({**_entry(r, pick_metric(r, preferred), n), "tasks": len(members)})
 
     categories: dict[str, Any] = {}
     for cat in sorted({t["category"] for t in tasks.values() if "category" in t}):
         members = [t for t in tasks.values() if t.get("category") == cat and t["value"] is not None]
         sizes = [t["n"] or 0 for t in members]
         value, se = _pooled([t["value"] for t in members], [t["stderr"] for t in members], sizes)
-        categories[cat] = {
-            "metric": "acc",
-            "value": value,
-            "stderr": se,
-            "n": sum(sizes),
-            "tasks": len(members),
-        }
+        categories[cat] = _fill_stderr(
+            {"metric": "acc", "value": value, "stderr": se, "n": sum(sizes), "tasks": len(members)}
+        )
 
     overall: dict[str, Any]
     if overall_group and overall_group in groups:
