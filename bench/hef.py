@@ -24,23 +24,12 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def run_cli(args: list[str]) -> float:
-    """Run ``empo ARGS`` in a subprocess (offline); return its wall time in seconds."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    t0 = time.perf_counter()
-    print("$ empo " + " ".join(args), flush=True)
-    script = Path(sys.executable).parent / "empo"
-    cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "empo.cli"]
-    subprocess.run([*cmd, *args], check=True, env=env, cwd=REPO)
-    return time.perf_counter() - t0
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cli import REPO, run_cli
 
 
 def emotion_accuracy(args: argparse.Namespace, out: Path) -> dict:

@@ -25,24 +25,13 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cli import REPO, run_cli
+
 STEPS = ("prefs", "base", "align", "gen", "eval", "reward")
-
-
-def run_cli(args: list[str]) -> float:
-    """Run ``empo ARGS`` in a subprocess (offline); return its wall time in seconds."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    t0 = time.perf_counter()
-    print("$ empo " + " ".join(args), flush=True)
-    script = Path(sys.executable).parent / "empo"
-    cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "empo.cli"]
-    subprocess.run([*cmd, *args], check=True, env=env, cwd=REPO)
-    return time.perf_counter() - t0
 
 
 def held_out_reward(gen_file: Path, identifiers: str | None) -> dict:
@@ -67,7 +56,22 @@ def held_out_reward(gen_file: Path, identifiers: str | None) -> dict:
         "empathy_match_mean": float(rewards.mean()),
         "empathy_match_sem": float(rewards.std(ddof=1) / np.sqrt(len(rows))) if len(rows) > 1 else None,
         "words_per_response": float(np.mean(words)),
+        "conv_ids": [r.get("conv_id") for r in rows],
+        "rewards": [float(x) for x in rewards],
     }
+
+
+def paired_gain(base: dict, trained: dict) -> dict | None:
+    """Mean per-dialogue reward gain (trained - base) over the dialogues both answered, with its standard error."""
+    import numpy as np
+
+    b = dict(zip(base["conv_ids"], base["rewards"], strict=True))
+    t = dict(zip(trained["conv_ids"], trained["rewards"], strict=True))
+    keys = [k for k in b if k in t]
+    if len(keys) < 2:
+        return None
+    d = np.array([t[k] - b[k] for k in keys])
+    return {"n": len(keys), "mean": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d)))}
 
 
 def training_rewards(run_dir: Path, k: int = 3) -> dict:
@@ -162,6 +166,9 @@ def main() -> None:
         summary["held_out_reward"] = {
             name: held_out_reward(out / f"{name}.jsonl", args.identifiers) for name in ("base", args.algo)
         }
+        summary["held_out_gain"] = paired_gain(
+            summary["held_out_reward"]["base"], summary["held_out_reward"][args.algo]
+        )
         if (run_dir / "logs.jsonl").is_file():
             summary["training"] = training_rewards(run_dir)
             metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -188,6 +195,12 @@ def main() -> None:
                 f"| {name} | {h['empathy_match_mean']:.3f} ± {h['empathy_match_sem']:.3f} | {f1_text} | "
                 f"{h['words_per_response']:.1f} |"
             )
+    gain = summary.get("held_out_gain")
+    if gain:
+        print(
+            f"\npaired gain ({args.algo} - base) over {gain['n']} dialogues: "
+            f"{gain['mean']:+.3f} ± {gain['se']:.3f} (se)"
+        )
     if "training" in summary:
         print("\ntraining:", json.dumps(summary["training"], indent=1))
     print(f"\nwrote {out / 'summary.json'}")

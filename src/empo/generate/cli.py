@@ -30,7 +30,7 @@ def generate_command(
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N dialogues."),
     max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", min=1, help="[default: 64]"),
     batch_size: int | None = typer.Option(
-        None, "--batch-size", min=1, help="Prompts per batch [default: 16]."
+        None, "--batch-size", min=1, help="Prompts per batch [default: 32]."
     ),
     do_sample: bool | None = typer.Option(
         None, "--do-sample/--greedy", help="Sample instead of greedy decoding [default: greedy]."

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from empo.log import get_logger
+from empo.suites.summary import finite_float as _num
 
 if TYPE_CHECKING:
     from empo.reproduce.pipeline import Pipeline
@@ -56,14 +57,6 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
             if line.strip():
                 rows.append(json.loads(line))
     return rows
-
-
-def _num(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def fmt(v: Any, digits: int = 3) -> str:

@@ -10,13 +10,16 @@ from rich.table import Table
 from empo.suites.data import MMLU, mmlu_category
 
 
-def _num(x: Any) -> float | None:
+def finite_float(x: Any) -> float | None:
     """A finite float, or None (lm-eval writes "N/A" where a stderr cannot be computed, e.g. n=1)."""
     try:
         v = float(x)
     except (TypeError, ValueError):
         return None
     return v if math.isfinite(v) else None
+
+
+_num = finite_float
 
 
 def stderr_key(metric: str) -> str:
