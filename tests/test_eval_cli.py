@@ -165,6 +165,17 @@ def test_end_to_end_two_inputs(tmp_path: Path, tiny_bert: Path):
     summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
     assert set(summary) == {"a", "b"}
 
+    # paired B minus A over the same 3 dialogues, by hand: per-example diff-mean A = [0, 1/3, 0],
+    # B = [5/3, 3, 4/3] -> differences [5/3, 8/3, 4/3]; words A = [4, 2, 1], B = [1, 3, 1] -> [-3, 1, 0]
+    pb = mb["paired"]
+    assert pb["vs"] == "a" and pb["n"] == 3 and "paired" not in ma
+    d = np.array([5 / 3, 8 / 3, 4 / 3])
+    assert pb["diff-mean"]["mean"] == pytest.approx(17 / 9)
+    assert pb["diff-mean"]["se"] == pytest.approx(d.std(ddof=1) / np.sqrt(3))
+    assert pb["words"]["mean"] == pytest.approx(-2 / 3)
+    assert "Paired differences vs a" in md and "+1.889 ± 0.401" in md
+    assert summary["b"]["paired"]["n"] == 3
+
 
 def test_bertscore_rescaling_with_a_computed_baseline(tmp_path: Path, tiny_bert: Path):
     from empo.evaluation.baseline import all_layer_scores, baseline_rows, random_pairs, write_baseline

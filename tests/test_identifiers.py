@@ -476,3 +476,20 @@ def test_metrics_match_scikit_learn():
         for avg in ("macro", "weighted"):
             ref = f1_score(a, b, labels=[0, 1, 2], average=avg, zero_division=0)
             assert s[f"{avg}_f1"] == pytest.approx(ref)
+
+
+def test_missing_epitome_skips_the_default_identifiers(monkeypatch, tmp_path):
+    """Outside a data root with EPITOME (e.g. `make reproduce` on a fresh machine) the default identifiers cannot be
+    trained: load_identifiers says what is missing, and empo eval skips the identifier metrics with that reason."""
+    import empo.identifiers as ident_mod
+    from empo.evaluation.config import EvalConfig
+    from empo.evaluation.scoring import load_default_identifiers
+
+    monkeypatch.setenv("EMPO_DATA_DIR", str(tmp_path / "no-data"))
+    monkeypatch.setenv("EMPO_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(ident_mod.MissingTrainingData, match=r"empo_splits.*train\.csv"):
+        ident_mod.load_identifiers()
+    ident, reason = load_default_identifiers(EvalConfig())
+    assert ident is None and "EMPO_DATA_DIR" in reason
+    folder = tmp_path / "cache" / "identifiers" / "default"
+    assert not folder.exists() or not any(folder.iterdir())  # nothing half-made

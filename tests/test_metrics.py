@@ -159,3 +159,14 @@ def test_every_metric_is_documented_and_directed():
     for name in M.METRICS:
         m = M.METRICS.get(name)
         assert m.description and m.better in ("lower", "higher", "") and m.needs, name
+
+
+def test_paired_difference_hand_computed():
+    from empo.evaluation.metrics import paired_difference
+
+    # b - a = [1, 2, 3] -> mean 2, sd 1, se 1/sqrt(3); a NaN drops its pair
+    res = paired_difference([0.0, 0.0, 0.0, float("nan")], [1.0, 2.0, 3.0, 5.0])
+    assert res == {"n": 3, "mean": 2.0, "se": pytest.approx(1 / np.sqrt(3))}
+    assert paired_difference([1.0], [2.0]) is None
+    with pytest.raises(ValueError, match="differ in length"):
+        paired_difference([1.0, 2.0], [1.0])

@@ -453,3 +453,49 @@ def subset(columns: Columns, index: Sequence[int] | np.ndarray) -> dict[str, Any
         else:
             out[k] = [v[i] for i in idx]
     return out
+
+
+# ------------------------------------------------------------------------------------------ paired comparisons
+
+
+def _diff_mean_per_example(c: Columns) -> np.ndarray:
+    return np.mean(
+        [(_levels(c[_lv(m, "response")]) - _levels(c[_lv(m, "reference")])) ** 2 for m in MECHANISMS], axis=0
+    )
+
+
+#: Metrics that are means over examples, with the per-example values they average (for paired comparisons).
+PER_EXAMPLE: dict[str, tuple[tuple[str, ...], Callable[[Columns], np.ndarray]]] = {
+    "diff-mean": (
+        tuple(_lv(m, w) for m in MECHANISMS for w in ("response", "reference")),
+        _diff_mean_per_example,
+    ),
+    "bertscore-F1": (("bertscore_f",), lambda c: np.asarray(c["bertscore_f"], dtype=np.float64)),
+    "vader-absdiff": (
+        ("vader_context", "vader_response"),
+        lambda c: np.abs(np.asarray(c["vader_context"]) - np.asarray(c["vader_response"])),
+    ),
+    "words": (("response",), lambda c: word_counts(c["response"])),
+}
+
+
+def per_example_values(columns: Columns, metric: str) -> np.ndarray | None:
+    """Per-example values whose mean is ``metric`` (None when its columns are absent)."""
+    needs, fn = PER_EXAMPLE[metric]
+    if not all(k in columns for k in needs):
+        return None
+    return np.asarray(fn(columns), dtype=np.float64)
+
+
+def paired_difference(a: Any, b: Any) -> dict[str, float] | None:
+    """Mean of ``b - a`` over paired examples (NaNs dropped pairwise) and its standard error (sample sd / sqrt n).
+
+    Both inputs answer the same dialogues, so the paired standard error is much smaller than the two separate
+    ones combined. None with fewer than two pairs."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired arrays differ in length: {a.shape[0]} vs {b.shape[0]}")
+    d = (b - a)[~(np.isnan(a) | np.isnan(b))]
+    if d.size < 2:
+        return None
+    return {"n": int(d.size), "mean": float(d.mean()), "se": float(d.std(ddof=1) / math.sqrt(d.size))}

@@ -107,6 +107,16 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+#: The per-example metrics compared pairwise against the first input (``empo.evaluation.metrics.PER_EXAMPLE``).
+PAIRED_COLUMNS = ["diff-mean", "bertscore-F1", "vader-absdiff", "words"]
+
+
+def _pm(d: Mapping[str, Any] | None) -> str:
+    if not d:
+        return "—"
+    return f"{d['mean']:+.3f} ± {d['se']:.3f}"
+
+
 def comparison_markdown(results: Mapping[str, Mapping[str, Any]]) -> str:
     """The markdown report: one table per metric group (a row per input and a ``reference`` row), then the
     per-emotion breakdown of the headline metric."""
@@ -128,6 +138,22 @@ def comparison_markdown(results: Mapping[str, Mapping[str, Any]]) -> str:
         if any(v is not None for v in ref):
             rows.append([f"reference ({names[0]})", results[names[0]]["n"], *ref])
         parts += ["", f"## {title}", "", markdown_table(["input", "n", *cols], rows)]
+    with_pairs = [n for n in names[1:] if results[n].get("paired")]
+    if with_pairs:
+        metrics = [m for m in PAIRED_COLUMNS if any(results[n]["paired"].get(m) for n in with_pairs)]
+        rows = [
+            [n, results[n]["paired"]["n"], *(_pm(results[n]["paired"].get(m)) for m in metrics)]
+            for n in with_pairs
+        ]
+        parts += [
+            "",
+            f"## Paired differences vs {names[0]} (input minus {names[0]}, mean ± se over the same dialogues)",
+            "",
+            markdown_table(["input", "n", *metrics], rows),
+            "",
+            "A difference beyond about 2 se is unlikely to be noise; the se is paired (both inputs answer the "
+            "same dialogues), so it is smaller than the separate ones combined.",
+        ]
     headline = next((m for m in ("diff-mean", "bertscore-F1", "vader-diff") if m in first), None)
     if headline and all("per_emotion" in results[n] for n in names):
         emotions = sorted({e for n in names for e in results[n]["per_emotion"]})
@@ -206,6 +232,14 @@ def write_report(results: Mapping[str, Mapping[str, Any]], out: Path) -> None:
         os.replace(png_tmp, out / "comparison.png")
     write_json(
         out / "summary.json",
-        {n: {"n": r["n"], "input": r.get("input"), "metrics": r["metrics"]} for n, r in results.items()},
+        {
+            n: {
+                "n": r["n"],
+                "input": r.get("input"),
+                "metrics": r["metrics"],
+                **({"paired": r["paired"]} if r.get("paired") else {}),
+            }
+            for n, r in results.items()
+        },
     )
     log.info("comparison: %s, %s", out / "comparison.md", out / "comparison.png")

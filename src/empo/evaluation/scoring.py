@@ -218,8 +218,13 @@ def load_default_identifiers(cfg: EvalConfig) -> tuple[Any | None, str | None]:
         raise EmpoError(
             f"identifiers folder {path} does not exist; train one with `empo identifiers train --out {path}`"
         )
+    from empo.identifiers import MissingTrainingData
+
     try:
         return load_identifiers(path, train_if_missing=cfg.train_identifiers, device=cfg.device), None
+    except MissingTrainingData as exc:
+        # The default identifiers, with nothing to train them on (e.g. outside this workplace): skip, say why.
+        return None, str(exc)
     except EmpoError as exc:
         if path is None and not cfg.train_identifiers:
             return None, str(exc)
@@ -306,6 +311,30 @@ def warn_if_different_dialogues(inputs: Sequence[GenInput]) -> bool:
     return same
 
 
+def paired_vs_first(inputs: Sequence[GenInput]) -> dict[str, dict[str, Any]]:
+    """For every input after the first: the paired difference (input minus first) of the per-example metrics
+    (:data:`empo.evaluation.metrics.PER_EXAMPLE`) over the dialogues both answered, with its standard error."""
+    from empo.evaluation.metrics import PER_EXAMPLE, paired_difference, per_example_values
+
+    if len(inputs) < 2:
+        return {}
+    first = inputs[0]
+    index = {k: i for i, k in enumerate(map(repr, dialogue_keys(first.records)))}
+    out: dict[str, dict[str, Any]] = {}
+    for inp in inputs[1:]:
+        pairs = [(index[k], j) for j, k in enumerate(map(repr, dialogue_keys(inp.records))) if k in index]
+        if len(pairs) < 2:
+            continue
+        ia, ib = (np.array(x, dtype=np.int64) for x in zip(*pairs, strict=True))
+        res: dict[str, Any] = {"vs": first.name, "n": len(pairs)}
+        for metric in PER_EXAMPLE:
+            a, b = per_example_values(first.columns, metric), per_example_values(inp.columns, metric)
+            if a is not None and b is not None:
+                res[metric] = paired_difference(a[ia], b[ib])
+        out[inp.name] = res
+    return out
+
+
 def evaluate_files(
     paths: Sequence[str | Path],
     out: str | Path,
@@ -375,9 +404,12 @@ def evaluate_files(
         skipped["nrc_vad"] = "no lexicon (pass --nrc-vad PATH)"
 
     results: dict[str, dict[str, Any]] = {}
+    paired = paired_vs_first(inputs)
     out.mkdir(parents=True, exist_ok=True)
     for inp in inputs:
         res = aggregate(inp.columns, inp.emotions, cfg.per_emotion)
+        if inp.name in paired:
+            res["paired"] = paired[inp.name]
         res.update(
             name=inp.name,
             input=str(inp.path),

@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from empo.errors import DataError
 from empo.identifiers.data import LEVELS, MECHANISMS
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ __all__ = [
     "LEVELS",
     "MECHANISMS",
     "Identifiers",
+    "MissingTrainingData",
     "default_identifiers_dir",
     "load_identifiers",
 ]
@@ -36,6 +38,10 @@ DEFAULT_TRAIN_MINUTES_CPU = 10
 
 _LOADED: dict[tuple[str, str], Any] = {}
 _LOCK = threading.Lock()
+
+
+class MissingTrainingData(DataError):
+    """The default identifiers are missing and cannot be trained here (no EPITOME under the data root)."""
 
 
 def default_identifiers_dir() -> Path:
@@ -79,6 +85,21 @@ def load_identifiers(
                     + ("" if path is None else f" --out {folder}")
                     + "` (or call load_identifiers(train_if_missing=True))"
                 )
+            from empo.identifiers.config import IdentifiersConfig
+            from empo.identifiers.data import default_split
+
+            cfg = IdentifiersConfig(device=device)
+            needed = [
+                Path(cfg.train_csv or default_split("train")),
+                Path(cfg.val_csv or default_split("val")),
+            ]
+            missing = [f for f in needed if not f.is_file()]
+            if missing:
+                raise MissingTrainingData(
+                    f"no empathy identifiers at {folder}, and the EPITOME data that trains them is missing "
+                    f"({', '.join(str(m) for m in missing)}): set EMPO_DATA_DIR to a data root with "
+                    "epitome/empo_splits/, or train them elsewhere with `empo identifiers train` and pass the folder"
+                )
             if folder.is_dir() and any(folder.iterdir()):
                 raise EmpoError(
                     f"{folder} is not empty but holds no empathy identifiers (identifiers.json missing); "
@@ -90,10 +111,9 @@ def load_identifiers(
                 folder,
                 DEFAULT_TRAIN_MINUTES_CPU,
             )
-            from empo.identifiers.config import IdentifiersConfig
             from empo.identifiers.train import train_identifiers
 
-            train_identifiers(IdentifiersConfig(device=device), folder, overwrite=True)
+            train_identifiers(cfg, folder, overwrite=True)
         from empo.identifiers.model import Identifiers
 
         ident = Identifiers.load(folder, device=device)
