@@ -491,8 +491,6 @@ class Pipeline:
 
         folder = Path(cfg.identifiers).expanduser() if cfg.identifiers else default_identifiers_dir()
         trained = not (folder / "identifiers.json").is_file()
-        if trained and cfg.train_identifiers:
-            log.info("identifiers: none at %s yet; training them once (about 10 min on 2 CPU cores)", folder)
         ident, reason = load_default_identifiers(cfg)
         self.identifiers = ident
         if ident is None:
@@ -502,11 +500,9 @@ class Pipeline:
     def run_eval(self) -> dict[str, Any]:
         from empo.evaluation.scoring import evaluate_files
 
+        # Without identifiers from the identifiers stage, evaluate_files looks them up itself and, when there are
+        # none (e.g. no EPITOME to train them), reports diff-Epitome as skipped with the reason.
         cfg = self.recipe.eval.model_copy(deep=True)
-        if self.identifiers is None:
-            cfg.use_identifiers = (
-                False  # the identifiers stage found none: diff-Epitome is reported as skipped
-            )
         res = evaluate_files(
             [self.path("gen_base"), self.path("gen_aligned")],
             self.path("eval"),
