@@ -454,6 +454,24 @@ def test_compare_difference_uncertainty_and_flags(tmp_path: Path, capsys):
     assert "mmlu_a" in text and "-15.0" in text and "*" in text
     assert "1 of 3 rows differ by more than 2 se" in text
     assert "mmlu_a" in capsys.readouterr().out
+    assert "no paired test" in text  # no samples logged
+
+
+def test_compare_is_paired_when_samples_were_logged(tmp_path: Path):
+    import json as _json
+
+    from empo.suites.compare import compare_dirs
+
+    base = write_metrics(tmp_path / "base", {"mmlu_a": (0.50, 0.03, 4)})
+    aligned = write_metrics(tmp_path / "aligned", {"mmlu_a": (0.75, 0.03, 4)})
+    # per question (doc 0..3): base 1,0,1,0; aligned 1,1,1,0 -> differences 0,1,0,0: mean 0.25, sd 0.5, se 0.25
+    for folder, accs in ((base, [1, 0, 1, 0]), (aligned, [1, 1, 1, 0])):
+        (folder / "samples_mmlu_a.jsonl").write_text(
+            "".join(_json.dumps({"doc_id": i, "acc": a}) + "\n" for i, a in enumerate(accs))
+        )
+    comp = compare_dirs(base, aligned)
+    assert comp.paired == {"n": 4, "mean": 0.25, "se": pytest.approx(0.25), "changed": 1}
+    assert "paired over the 4 questions both answered" in comp.text and "+25.0 ± 25.0" in comp.text
 
 
 def test_compare_errors(tmp_path: Path):

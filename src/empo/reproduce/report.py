@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from empo.evaluation.metrics import paired_difference as paired
 from empo.log import get_logger
+from empo.suites.compare import read_samples as mmlu_samples
 from empo.suites.summary import finite_float as _num
 
 if TYPE_CHECKING:
@@ -66,16 +68,6 @@ def fmt(v: Any, digits: int = 3) -> str:
     return f"{v2:.{digits}f}" if abs(v2) < 100 else f"{v2:.1f}"
 
 
-def paired(a: Sequence[float], b: Sequence[float]) -> dict[str, float] | None:
-    """Mean of b - a over paired examples and its standard error (sample sd / sqrt n)."""
-    import numpy as np
-
-    if len(a) != len(b) or len(a) < 2:
-        return None
-    d = np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)
-    return {"mean": float(d.mean()), "se": float(d.std(ddof=1) / math.sqrt(len(d))), "n": len(d)}
-
-
 def per_example_diff(scores: list[dict[str, Any]]) -> dict[str, float]:
     """conv_id -> mean over ER/IP/EX of (level_response - level_reference)^2 (the per-example diff-Epitome)."""
     out = {}
@@ -88,18 +80,6 @@ def per_example_diff(scores: list[dict[str, Any]]) -> dict[str, float]:
             vals.append((r - g) ** 2)
         else:
             out[str(row["conv_id"])] = sum(vals) / len(vals)
-    return out
-
-
-def mmlu_samples(folder: Path) -> dict[tuple[str, Any], float]:
-    """(task, doc_id) -> acc of every question answered, from lm-eval's samples files (when logged)."""
-    out = {}
-    for path in sorted(folder.glob("samples_*.jsonl")):
-        task = path.stem.removeprefix("samples_")
-        for row in _read_jsonl(path):
-            acc = _num(row.get("acc"))
-            if acc is not None:
-                out[(task, row.get("doc_id"))] = acc
     return out
 
 

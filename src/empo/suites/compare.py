@@ -2,8 +2,9 @@
 
 The uncertainty of a difference is ``sqrt(se_a^2 + se_b^2)``, the standard error of the difference of two
 independent estimates. Both runs score the SAME questions, so their errors are positively correlated and this
-figure is conservative (a paired test on logged samples would be tighter); a difference beyond 2 of them is
-flagged.
+figure is conservative; a difference beyond 2 of them is flagged. When both runs logged their samples
+(``suite.log_samples``), the overall difference is also given PAIRED, over the questions both answered: the mean
+per-question difference and its standard error, which is the sharper test.
 """
 
 from __future__ import annotations
@@ -73,6 +74,35 @@ def read_metrics(folder: Path) -> dict[str, Any]:
             f"{path} is not an `empo eval --suite` summary (no 'suite'/'tasks'); pass suite results"
         )
     return data
+
+
+def read_samples(folder: Path) -> dict[tuple[str, Any], float]:
+    """(task, doc_id) -> the 0/1 accuracy of every question answered, from lm-eval's ``samples_<task>.jsonl``
+    files (written with ``suite.log_samples``); empty when none were logged."""
+    out: dict[tuple[str, Any], float] = {}
+    for path in sorted(Path(folder).glob("samples_*.jsonl")):
+        task = path.stem.removeprefix("samples_")
+        with path.open(encoding="utf-8") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                acc = row.get("acc")
+                if isinstance(acc, int | float) and math.isfinite(acc):
+                    out[(task, row.get("doc_id"))] = float(acc)
+    return out
+
+
+def paired_overall(base: Path, aligned: Path) -> dict[str, Any] | None:
+    """Paired accuracy difference (aligned minus base) over the questions both runs answered, from their samples."""
+    from empo.evaluation.metrics import paired_difference
+
+    sa, sb = read_samples(base), read_samples(aligned)
+    keys = sorted(set(sa) & set(sb), key=str)
+    res = paired_difference([sa[k] for k in keys], [sb[k] for k in keys])
+    if res is None:
+        return None
+    return {**res, "changed": sum(sa[k] != sb[k] for k in keys)}
 
 
 def compare_rows(a: dict[str, Any], b: dict[str, Any]) -> list[Row]:
@@ -172,6 +202,7 @@ class Comparison:
     table: Table
     notes: list[str]
     text: str  # the table and notes as plain text
+    paired: dict[str, Any] | None = None  # the overall paired difference, when both runs logged samples
 
 
 def compare_dirs(base: Path, aligned: Path) -> Comparison:
@@ -187,6 +218,15 @@ def compare_dirs(base: Path, aligned: Path) -> Comparison:
         f"{len(flagged)} of {len(rows)} rows differ by more than {FLAG_Z:g} se "
         "(se = sqrt(se_base^2 + se_aligned^2), conservative: both runs answer the same questions)"
     )
+    pair = paired_overall(Path(base), Path(aligned))
+    if pair:
+        z = pair["mean"] / pair["se"] if pair["se"] else 0.0
+        notes.append(
+            f"paired over the {pair['n']} questions both answered (logged samples): {100 * pair['mean']:+.1f} ± "
+            f"{100 * pair['se']:.1f} points (se), z {z:+.1f}; {pair['changed']} answers changed"
+        )
+    else:
+        notes.append("no paired test: run both with --set suite.log_samples=true to log per-question answers")
     buf = io.StringIO()
     Console(file=buf, width=120, no_color=True, highlight=False).print(table)
-    return Comparison(rows, table, notes, buf.getvalue() + "\n".join(notes) + "\n")
+    return Comparison(rows, table, notes, buf.getvalue() + "\n".join(notes) + "\n", pair)
